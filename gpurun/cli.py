@@ -1,0 +1,159 @@
+"""The gpurun command line: run, bundle, demo and sandbox."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from gpurun.errors import GpurunError
+from gpurun.inventory import load_inventory, select_hosts
+from gpurun.runbook import new_run_id
+from gpurun.runner import HostRun, check_variables, declared_parameters, run_hosts, runbooks_dir
+from gpurun.sandbox.cli import sandbox
+from gpurun.steps import STEP_NAMES
+
+DEMO_HOST = "demo"
+DEMO_BUNDLE = Path("bundles/demo")
+SANDBOX_INVENTORY = Path("parameters/sandbox.yaml")
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [item for value in values for item in value.split(",") if item]
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log every command run on a host.")
+def main(verbose: bool) -> None:
+    """Install Docker and the NVIDIA container runtime on offline GPU hosts."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(sandbox)
+
+
+@main.command("run")
+@click.option("--inventory", "inventory_file", required=True, type=click.Path(path_type=Path),
+              help="Ansible-style YAML inventory of the hosts.")
+@click.option("--hosts", multiple=True, help="Hosts to run, comma-separated (default: all).")
+@click.option("--groups", multiple=True, help="Inventory groups to run, comma-separated.")
+@click.option("--steps", multiple=True, help=f"Steps to run, comma-separated, from: "
+              f"{', '.join(STEP_NAMES)} (default: all, in that order).")
+@click.option("--parallel", default=1, show_default=True, help="Hosts to run at the same time.")
+@click.option("--plan", "plan_only", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--outputs", default=Path("outputs"), type=click.Path(path_type=Path),
+              show_default=True, help="Folder for the executed notebooks and run.json files.")
+@click.option("--run-id", default="", help="Id of this run (default: a new time-based id).")
+@click.option("--bundle", "bundle_dir", default=None, help="Bundle folder for every host "
+              "(default: each host's bundle_dir variable).")
+def run_command(inventory_file: Path, hosts: tuple[str, ...], groups: tuple[str, ...],
+                steps: tuple[str, ...], parallel: int, plan_only: bool, outputs: Path,
+                run_id: str, bundle_dir: str | None) -> None:
+    """Run the runbooks for each host of the inventory through papermill."""
+    with _errors_as_messages():
+        records = run_inventory(inventory_file, _split(hosts), _split(groups), _split(steps),
+                                parallel, plan_only, outputs, run_id, bundle_dir)
+    _print_summary(records, outputs)
+    sys.exit(0 if all(r.succeeded for r in records) else 1)
+
+
+def run_inventory(inventory_file: Path, hosts: list[str], groups: list[str], steps: list[str],
+                  parallel: int, plan_only: bool, outputs: Path, run_id: str,
+                  bundle_dir: str | None) -> list[HostRun]:
+    unknown = [s for s in steps if s not in STEP_NAMES]
+    if unknown:
+        raise GpurunError(f"unknown step {', '.join(unknown)}: use {', '.join(STEP_NAMES)}")
+    inventory = load_inventory(inventory_file)
+    selected = select_hosts(inventory, hosts, groups, inventory_file)
+    declared = declared_parameters(runbooks_dir(), STEP_NAMES)
+    for host in selected:
+        check_variables(host, declared, inventory_file)
+    overrides = {"bundle_dir": bundle_dir} if bundle_dir else {}
+    return run_hosts(selected, run_id or new_run_id(), outputs, parallel=parallel,
+                     steps=steps or None, plan_only=plan_only, overrides=overrides)
+
+
+@main.group()
+def bundle() -> None:
+    """Build and check offline bundles."""
+
+
+@bundle.command("demo")
+@click.argument("out_dir", default=str(DEMO_BUNDLE), type=click.Path(path_type=Path))
+def bundle_demo(out_dir: Path) -> None:
+    """Build the demo bundle from Debian's Docker packages and stand-in NVIDIA packages."""
+    from gpurun.demo import build_demo_bundle
+
+    with _errors_as_messages():
+        manifest = build_demo_bundle(out_dir)
+    click.echo(f"bundle {out_dir}: Docker {manifest.docker_version}, toolkit "
+               f"{manifest.toolkit_version} (stand-in), {len(manifest.files)} files")
+
+
+@bundle.command("verify")
+@click.argument("bundle_dir", type=click.Path(path_type=Path))
+def bundle_verify(bundle_dir: Path) -> None:
+    """Check every file of a bundle against its manifest."""
+    from gpurun.bundle.manifest import require_valid_bundle
+
+    with _errors_as_messages():
+        manifest = require_valid_bundle(bundle_dir)
+    click.echo(f"bundle {bundle_dir}: all {len(manifest.files)} files match the manifest")
+
+
+@main.command("demo")
+@click.option("--outputs", default=Path("outputs"), type=click.Path(path_type=Path),
+              show_default=True, help="Folder for the executed notebooks.")
+def demo_command(outputs: Path) -> None:
+    """Build the demo bundle, boot a sandbox host, and run every runbook on it."""
+    from gpurun import sandbox as sandboxes
+    from gpurun.demo import build_demo_bundle
+
+    with _errors_as_messages():
+        click.echo("building the demo bundle (cached after the first time)...")
+        build_demo_bundle(DEMO_BUNDLE)
+        click.echo(f"booting sandbox host {DEMO_HOST} (the base image is cached after the "
+                   f"first time)...")
+        (host,) = sandboxes.up([DEMO_HOST], inventory=SANDBOX_INVENTORY)
+        click.echo(f"running the runbooks on {DEMO_HOST} ({host.address})...")
+        records = run_inventory(SANDBOX_INVENTORY, [DEMO_HOST], [], [], 1, False, outputs, "",
+                                str(DEMO_BUNDLE))
+    _print_summary(records, outputs)
+    click.echo(f"reach the host with: gpurun sandbox ssh {DEMO_HOST}")
+    click.echo(f"remove it with:      gpurun sandbox down {DEMO_HOST}")
+    sys.exit(0 if all(r.succeeded for r in records) else 1)
+
+
+def _print_summary(records: list[HostRun], outputs: Path) -> None:
+    for record in records:
+        click.echo(f"\n{record.host}  run {record.run_id}  {record.status}")
+        for step in record.steps:
+            if step.status == "completed":
+                what = ("plan: %d change(s)" % step.planned_changes if record.plan_only
+                        else "changed" if step.changed else "unchanged")
+            else:
+                what = step.error.splitlines()[0] if step.error else "failed"
+            click.echo(f"  {step.number} {step.name:<16} {step.status:<10} {step.seconds:>6.1f} s"
+                       f"  {what}")
+        click.echo(f"  records: {outputs / record.host / record.run_id}")
+
+
+class _errors_as_messages:
+    """Turn a gpurun error into its message and exit status 2, without a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, GpurunError):
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Facts about installed packages (dpkg or rpm)."""
+
+from __future__ import annotations
+
+from gpurun.host import Host
+
+
+def installed_versions(host: Host, names: list[str], package_format: str) -> dict[str, str]:
+    """Return the installed version of each named package that is installed."""
+    if package_format == "deb":
+        fmt = "${Package}\t${Version}\t${db:Status-Status}\n"
+        result = host.run(["dpkg-query", "-W", "-f", fmt, *names], check=False)
+        versions = {}
+        for line in result.stdout.splitlines():
+            name, version, status = (line.split("\t") + ["", ""])[:3]
+            if status == "installed":
+                versions[name] = version
+        return versions
+    if package_format == "rpm":
+        versions = {}
+        for name in names:
+            result = host.run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name], check=False)
+            if result.ok:
+                versions[name] = result.stdout.strip()
+        return versions
+    raise NotImplementedError(f"package format {package_format!r} is not supported: use deb or rpm")

@@ -1,0 +1,218 @@
+"""Host: run a command, read a file, upload a file, change a file atomically with a backup.
+
+Everything gpurun does to a machine goes through this class, so every command is journalled
+and every file it changes is backed up under the run's folder on the host first.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from plumbum import ProcessTimedOut
+from plumbum.commands.processes import CommandNotFound
+from plumbum.machines.base import BaseMachine
+
+from gpurun.errors import RemoteCommandError
+from gpurun.host.changes import FileChange, change_journal_line, unified_diff
+from gpurun.host.connection import HostSpec
+
+log = logging.getLogger("gpurun.host")
+
+RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
+EXIT_NOT_FOUND = 127
+
+
+@dataclass
+class CommandResult:
+    """One command run on a host, as it goes into the record."""
+
+    argv: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    sudo: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class Host:
+    """A connected host, bound to one run so its backups and journal land in one place."""
+
+    spec: HostSpec
+    machine: BaseMachine
+    run_id: str
+    commands: list[CommandResult] = field(default_factory=list)
+    changes: list[FileChange] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def run_dir(self) -> PurePosixPath:
+        return RUNS_DIR / self.run_id
+
+    # -- commands -------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = True,
+        stdin: str | None = None,
+        timeout: float = 300,
+        hint: str = "",
+    ) -> CommandResult:
+        """Run argv on the host (through sudo where the login is not root) and journal it."""
+        full_argv = ["sudo", "-n", "--", *argv] if self.spec.needs_sudo else list(argv)
+        log.debug("%s: %s", self.name, shlex.join(full_argv))
+        started = time.monotonic()
+        exit_code, stdout, stderr = self._execute(full_argv, stdin, timeout)
+        result = CommandResult(
+            argv=list(argv),
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            seconds=round(time.monotonic() - started, 3),
+            sudo=self.spec.needs_sudo,
+        )
+        self.commands.append(result)
+        if check and not result.ok:
+            raise RemoteCommandError(self.name, argv, exit_code, stdout, stderr, hint)
+        return result
+
+    def _execute(self, argv: list[str], stdin: str | None, timeout: float) -> tuple[int, str, str]:
+        try:
+            command = self.machine[argv[0]][tuple(argv[1:])]
+        except CommandNotFound:
+            return EXIT_NOT_FOUND, "", f"{argv[0]}: command not found"
+        if stdin is not None:
+            command = command << stdin
+        try:
+            exit_code, stdout, stderr = command.run(retcode=None, timeout=timeout)
+        except ProcessTimedOut as error:
+            raise RemoteCommandError(
+                self.name, argv, None, "", f"timed out after {timeout} s",
+                "check that the host is responsive, then run the step again",
+            ) from error
+        return int(exit_code), str(stdout), str(stderr)
+
+    def succeeds(self, argv: list[str]) -> bool:
+        """Return whether argv exits 0 on the host (a read-only probe)."""
+        return self.run(argv, check=False).ok
+
+    def which(self, program: str) -> str | None:
+        """Return the path of program on the host's PATH (plus the sbin folders), or None."""
+        script = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; command -v "$1"'
+        result = self.run(["sh", "-c", script, "sh", program], check=False)
+        path = result.stdout.strip()
+        return path if result.ok and path.startswith("/") else None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def exists(self, path: str | PurePosixPath) -> bool:
+        return self.succeeds(["test", "-e", str(path)])
+
+    def read_text(self, path: str | PurePosixPath) -> str | None:
+        """Return the file's text, or None when it does not exist."""
+        result = self.run(["cat", "--", str(path)], check=False)
+        if result.ok:
+            return result.stdout
+        if not self.exists(path):
+            return None
+        raise RemoteCommandError(self.name, ["cat", str(path)], result.exit_code,
+                                 result.stdout, result.stderr)
+
+    def sha256(self, path: str | PurePosixPath) -> str | None:
+        """Return the file's SHA-256, or None when it does not exist."""
+        result = self.run(["sha256sum", "--", str(path)], check=False)
+        if not result.ok:
+            return None
+        return result.stdout.split()[0]
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def upload(self, local_path: Path, remote_path: str | PurePosixPath) -> None:
+        """Copy a local file to the host, going through a temporary name so it appears whole."""
+        remote = PurePosixPath(remote_path)
+        temporary = remote.with_name(f".{remote.name}.gpurun-part")
+        self.run(["mkdir", "-p", str(remote.parent)])
+        if self.spec.needs_sudo:
+            staging = f"/tmp/.gpurun-upload-{self.run_id}-{remote.name}"
+            self.machine.upload(str(local_path), staging)
+            self.run(["mv", "-f", staging, str(temporary)])
+        else:
+            self.machine.upload(str(local_path), str(temporary))
+        self.run(["mv", "-f", str(temporary), str(remote)])
+        self.commands.append(CommandResult(["upload", str(local_path), str(remote)], 0, "", "", 0))
+
+    def backup(self, path: str | PurePosixPath) -> str | None:
+        """Copy path into this run's backup folder on the host; return the copy's path."""
+        if not self.exists(path):
+            return None
+        copy = self.run_dir / "backup" / str(path).lstrip("/")
+        if not self.exists(copy):
+            self.run(["mkdir", "-p", str(copy.parent)])
+            self.run(["cp", "-a", "--", str(path), str(copy)])
+        return str(copy)
+
+    def write_text(
+        self, path: str | PurePosixPath, content: str, *, mode: str = "0644"
+    ) -> FileChange | None:
+        """Write content to path atomically after a backup; return None if it was already so."""
+        target = PurePosixPath(path)
+        before = self.read_text(target)
+        if before == content and self._mode(target) == mode:
+            return None
+
+        backup = self.backup(target)
+        temporary = target.with_name(f".{target.name}.gpurun-new")
+        self.run(["mkdir", "-p", str(target.parent)])
+        self.run(["sh", "-c", 'umask 077 && cat > "$1"', "sh", str(temporary)], stdin=content)
+        self.run(["chmod", mode, str(temporary)])
+        self.run(["chown", "0:0", str(temporary)])
+        self.run(["mv", "-f", str(temporary), str(target)])
+
+        change = FileChange(
+            path=str(target),
+            action="created" if before is None else "modified",
+            sha256_before=self.sha256(backup) if backup else None,
+            sha256_after=self.sha256(target),
+            backup=backup,
+            diff=unified_diff(str(target), before, content),
+        )
+        self.record_change(change)
+        return change
+
+    def remove(self, path: str | PurePosixPath) -> FileChange | None:
+        """Remove path after a backup; return None if it did not exist."""
+        backup = self.backup(path)
+        if backup is None:
+            return None
+        before = self.read_text(path)
+        self.run(["rm", "-f", "--", str(path)])
+        change = FileChange(
+            path=str(path), action="removed", sha256_before=self.sha256(backup),
+            sha256_after=None, backup=backup, diff=unified_diff(str(path), before, None),
+        )
+        self.record_change(change)
+        return change
+
+    def record_change(self, change: FileChange) -> None:
+        """Keep a change for the notebook and append it to the run's journal on the host."""
+        self.changes.append(change)
+        journal = str(self.run_dir / "changes.jsonl")
+        self.run(["mkdir", "-p", str(self.run_dir)])
+        self.run(["sh", "-c", 'cat >> "$1"', "sh", journal], stdin=change_journal_line(change))
+
+    def _mode(self, path: PurePosixPath) -> str | None:
+        result = self.run(["stat", "-c", "%a", "--", str(path)], check=False)
+        return result.stdout.strip().rjust(4, "0") if result.ok else None

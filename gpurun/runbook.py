@@ -1,0 +1,99 @@
+"""What a runbook's first cell calls: logging, the connection, and the step record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import sys
+import time
+import traceback
+from typing import Any
+
+from gpurun import display
+from gpurun.errors import GpurunError
+from gpurun.host import Host, HostSpec, connect
+from gpurun.step import Step, show
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def new_run_id() -> str:
+    """Return a run id that sorts by time and is unique across control nodes."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def start(
+    step: str,
+    *,
+    host: str,
+    address: str,
+    port: int = 22,
+    user: str = "root",
+    key_file: str = "",
+    known_hosts_file: str = "",
+    become: bool = False,
+    run_id: str = "",
+    plan_only: bool = False,
+    **step_parameters: Any,
+) -> Step:
+    """Connect to the host and open the record of one step of a run."""
+    _configure_logging()
+    _show_errors_briefly()
+    run_id = run_id or new_run_id()
+    if not RUN_ID_PATTERN.match(run_id):
+        raise GpurunError(
+            f"invalid run_id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 64), "
+            f"or leave it empty for a new one"
+        )
+    spec = HostSpec(
+        name=host,
+        address=address,
+        port=int(port),
+        user=user,
+        key_file=key_file or None,
+        known_hosts_file=known_hosts_file or None,
+        become=bool(become),
+    )
+    connected = Host(spec=spec, machine=connect(spec), run_id=run_id)
+    record = Step(name=step, host=connected, plan_only=bool(plan_only))
+    parameters = {
+        "host": host, "address": address, "port": port, "user": user, "key_file": key_file,
+        "known_hosts_file": known_hosts_file, "become": become, "run_id": run_id,
+        "plan_only": plan_only, **step_parameters,
+    }
+    record.show_header(parameters)
+    return record
+
+
+def _configure_logging() -> None:
+    """Send gpurun's info messages to the cell output, once per kernel."""
+    logger = logging.getLogger("gpurun")
+    if any(getattr(h, "gpurun_runbook", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.gpurun_runbook = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _show_errors_briefly() -> None:
+    """Show a gpurun error as its message with the traceback folded, in a notebook.
+
+    The cell still fails, so papermill stops the run and the record shows where.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def handler(shell: Any, kind: type, error: BaseException, tb: Any, tb_offset: Any = None):
+        detail = "".join(traceback.format_exception(kind, error, tb))
+        show(display.error_view(str(error), detail))
+        shell._showtraceback(kind, error, [f"{kind.__name__}: {error}"])
+
+    shell.set_custom_exc((GpurunError,), handler)

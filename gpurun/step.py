@@ -1,0 +1,140 @@
+"""One host step of a runbook: facts, plan, apply, verify, record.
+
+A runbook creates a Step in its first cell and calls one method per cell, so the saved
+notebook shows each stage with its own output.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gpurun import display
+from gpurun.errors import GpurunError
+from gpurun.host import Host
+from gpurun.plan import Action, Check, Outcome
+
+log = logging.getLogger("gpurun.step")
+
+SUMMARY_MIME = "application/vnd.gpurun.step+json"
+
+
+class VerificationFailed(GpurunError):
+    """A step's changes were applied but the host does not show the wanted state."""
+
+
+def show(bundle: dict[str, Any]) -> None:
+    """Display a MIME bundle in the notebook, or print its text outside one."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display as ipython_display
+    except ImportError:  # gpurun used as a library without IPython
+        print(bundle.get("text/plain", ""))
+        return
+    if get_ipython() is None:
+        print(bundle.get("text/plain", ""))
+        return
+    ipython_display(bundle, raw=True)
+
+
+@dataclass
+class Step:
+    """The record and state of one step on one host."""
+
+    name: str
+    host: Host
+    plan_only: bool = False
+    started: float = field(default_factory=time.time)
+    facts: dict[str, Any] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    def show_header(self, parameters: dict[str, Any]) -> None:
+        """Show who runs what, where and when, and the parameters (which never hold secrets)."""
+        who = {
+            "step": self.name,
+            "host": self.host.name,
+            "address": self.host.spec.address,
+            "ssh user": self.host.spec.user,
+            "run id": self.host.run_id,
+            "mode": "plan only: nothing is changed" if self.plan_only else "apply",
+            "run by": getpass.getuser(),
+            "control node": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
+        }
+        show(display.facts_table(f"{self.name} on {self.host.name}", who))
+        show(display.facts_table("Parameters", parameters))
+
+    def show_facts(self, facts: dict[str, Any], title: str = "Facts") -> None:
+        self.facts.update(facts)
+        show(display.facts_table(title, facts))
+
+    def apply(self, actions: list[Action]) -> list[Outcome]:
+        """Show the plan, then carry out each needed action unless this is a plan-only run."""
+        planned = [Outcome(a.target, "planned" if a.needed else "unchanged", a.change, a.reason)
+                   for a in actions]
+        show(display.outcomes_table("Plan", planned))
+        if self.plan_only:
+            self.outcomes.extend(planned)
+            return planned
+
+        outcomes = []
+        for action in actions:
+            if action.apply is None:
+                log.info("%s: %s unchanged: %s", self.host.name, action.target, action.reason)
+                outcomes.append(Outcome(action.target, "unchanged", action.change, action.reason))
+                continue
+            log.info("%s: %s: %s", self.host.name, action.target, action.change)
+            action.apply()
+            outcomes.append(Outcome(action.target, "changed", action.change, action.reason))
+        self.outcomes.extend(outcomes)
+        show(display.outcomes_table("Outcome", outcomes))
+        return outcomes
+
+    def verify(self, checks: list[Check]) -> None:
+        """Record the checks and fail the step if any failed."""
+        self.checks.extend(checks)
+        show(display.checks_table("Verification", checks))
+        failures = [c for c in checks if c.failed]
+        if failures and not self.plan_only:
+            lines = "\n".join(f"  {c.name}: {c.detail}" for c in failures)
+            raise VerificationFailed(f"{self.name} on {self.host.name}: verification failed\n{lines}")
+
+    @property
+    def changed(self) -> bool:
+        return any(o.changed for o in self.outcomes)
+
+    def summary(self) -> dict[str, Any]:
+        """Return the machine-readable record of this step."""
+        return {
+            "step": self.name,
+            "host": self.host.name,
+            "run_id": self.host.run_id,
+            "plan_only": self.plan_only,
+            "changed": self.changed,
+            "planned_changes": sum(o.status == "planned" for o in self.outcomes),
+            "started": self.started,
+            "seconds": round(time.time() - self.started, 2),
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "checks": [asdict(c) for c in self.checks],
+            "file_changes": [
+                {k: v for k, v in asdict(c).items() if k != "diff"} for c in self.host.changes
+            ],
+            "commands": len(self.host.commands),
+        }
+
+    def finish(self) -> dict[str, Any]:
+        """Show the commands and file changes, and store the summary in the notebook."""
+        show(display.changes_view(self.host.changes))
+        show(display.commands_log(self.host.commands))
+        summary = self.summary()
+        verdict = "changed" if self.changed else "unchanged"
+        if self.plan_only:
+            verdict = f"plan: {summary['planned_changes']} change(s) would be made"
+        text = f"{self.name} on {self.host.name}: {verdict}"
+        show({SUMMARY_MIME: summary, "text/plain": text, "text/html": f"<p><b>{text}</b></p>"})
+        return summary

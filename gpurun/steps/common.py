@@ -1,0 +1,41 @@
+"""Checks shared by several steps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gpurun.bundle.archs import normalize_arch
+from gpurun.bundle.manifest import Manifest, require_valid_bundle
+from gpurun.errors import BundleError, GpurunError
+from gpurun.host import Host
+
+# Paths that go unquoted into unit files must be plain absolute paths.
+PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+
+
+def checked_bin_dir(bin_dir: str) -> str:
+    """Return bin_dir without a trailing slash; reject one that cannot go into a unit unquoted."""
+    if not PLAIN_PATH.match(bin_dir) or ".." in bin_dir.split("/"):
+        raise GpurunError(
+            f"invalid bin_dir {bin_dir!r}: use an absolute path of letters, digits, '.', '_', "
+            f"'-' and '/', such as /usr/bin, because systemd units name it unquoted"
+        )
+    return bin_dir.rstrip("/") or "/"
+
+
+def open_bundle(bundle_dir: str) -> Manifest:
+    """Load the bundle's manifest after checking every file against it."""
+    return require_valid_bundle(Path(bundle_dir))
+
+
+def require_matching_arch(host: Host, host_arch: str, manifest: Manifest) -> None:
+    """Refuse a bundle built for another CPU architecture before anything is uploaded."""
+    host_name = normalize_arch(host_arch)
+    bundle_name = normalize_arch(manifest.arch)
+    if host_name != bundle_name:
+        raise BundleError(
+            f"the bundle is for {bundle_name} but host {host.name} is {host_arch} "
+            f"(`uname -m`)\n  next step: build a bundle for {host_name} and run again; "
+            f"nothing was changed on the host"
+        )

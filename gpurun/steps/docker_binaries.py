@@ -1,0 +1,123 @@
+"""docker-binaries: upload the static tarball, unpack it safely, install each binary."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gpurun.bundle.manifest import Manifest
+from gpurun.errors import PreflightError
+from gpurun.facts import docker as docker_facts
+from gpurun.host import Host
+from gpurun.operations import binaries
+from gpurun.operations.bundle_files import ensure_uploaded
+from gpurun.plan import Action, Check, check, unchanged
+from gpurun.step import Step
+from gpurun.steps.common import checked_bin_dir, require_matching_arch
+
+
+def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_facts.BinaryFacts]:
+    """Read the installed binaries and any other Docker on the host."""
+    host = step.host
+    installed = docker_facts.installed_binaries(host, checked_bin_dir(bin_dir))
+    packaged = docker_facts.packaged_docker(host)
+    facts: dict[str, Any] = {
+        "arch": host.run(["uname", "-m"]).stdout.strip(),
+        "bundle docker version": manifest.docker_version,
+        "packaged docker": packaged or "none",
+    }
+    for name, found in installed.items():
+        wanted = manifest.docker_binaries.get(name)
+        state = "absent" if found.sha256 is None else (
+            "as in bundle" if found.sha256 == wanted else "differs from bundle")
+        facts[found.path] = f"{state}, mode {found.mode or '-'}, owner {found.owner or '-'}"
+    step.show_facts(facts)
+    step.facts["packaged_docker"] = packaged
+    return installed
+
+
+def plan(
+    step: Step,
+    manifest: Manifest,
+    bundle_dir: str,
+    bin_dir: str,
+    installed: dict[str, docker_facts.BinaryFacts],
+    *,
+    replace_existing: bool = False,
+) -> list[Action]:
+    """Return one action per binary: install, fix its mode, or nothing with the reason."""
+    host = step.host
+    bin_dir = checked_bin_dir(bin_dir)
+    require_matching_arch(host, step.facts["arch"], manifest)
+    packaged = step.facts.get("packaged_docker") or {}
+    if packaged and not replace_existing:
+        names = ", ".join(f"{name} {version}" for name, version in packaged.items())
+        raise PreflightError(
+            f"host {host.name} already has a packaged Docker ({names}); installing the static "
+            f"binaries beside it would start a second daemon on the same data\n"
+            f"  next step: remove the package, or set replace_existing: true to let gpurun "
+            f"stop and disable its service first"
+        )
+
+    staged = _stager(host, manifest, Path(bundle_dir))
+    actions = []
+    for name, found in installed.items():
+        wanted = manifest.docker_binaries[name]
+        if found.sha256 != wanted:
+            reason = "not installed" if found.sha256 is None else "content differs from bundle"
+            actions.append(Action(
+                target=found.path,
+                change=f"install {name} from docker-{manifest.docker_version}.tgz",
+                reason=reason,
+                apply=lambda name=name, path=found.path: binaries.install_binary(
+                    host, staged() / name, path),
+            ))
+        elif (found.mode, found.owner) != (binaries.BINARY_MODE, binaries.ROOT_OWNER):
+            actions.append(Action(
+                target=found.path,
+                change="set mode 0755, owner root",
+                reason=f"mode {found.mode}, owner {found.owner}",
+                apply=lambda path=found.path: binaries.fix_mode(host, path),
+            ))
+        else:
+            actions.append(unchanged(found.path, "installed with the bundle's SHA-256, 0755 root"))
+    return actions
+
+
+def _stager(host: Host, manifest: Manifest, bundle_dir: Path):
+    """Return a function that uploads and unpacks the tarball the first time it is called."""
+    tarball = manifest.docker_tarball()
+
+    @cache
+    def staged() -> PurePosixPath:
+        remote = ensure_uploaded(host, bundle_dir, tarball.path, tarball.sha256)
+        return binaries.unpack(host, remote, sorted(manifest.docker_binaries))
+
+    return staged
+
+
+def verify(step: Step, manifest: Manifest, bin_dir: str) -> list[Check]:
+    """Check each binary's checksum, mode and owner, and that it runs."""
+    host = step.host
+    bin_dir = checked_bin_dir(bin_dir)
+    checks = []
+    for name, wanted in manifest.docker_binaries.items():
+        found = docker_facts.binary(host, f"{bin_dir}/{name}")
+        checks.append(check(f"{name} checksum", found.sha256 == wanted,
+                            f"{found.path} sha256 {found.sha256}"))
+        checks.append(check(f"{name} mode", (found.mode, found.owner) == ("0755", "0:0"),
+                            f"mode {found.mode}, owner {found.owner}"))
+        checks.append(_runs(host, name, found.path))
+    return checks
+
+
+def _runs(host: Host, name: str, path: str) -> Check:
+    """Check that a binary executes on this host (right arch, libraries present)."""
+    argv = [path, *binaries.VERSION_ARGS.get(name, ["--version"])]
+    result = host.run(argv, check=False, timeout=30)
+    output = (result.stdout + result.stderr).strip()
+    first = output.splitlines()[0] if output else f"exit code {result.exit_code}"
+    # docker-proxy has no version flag: printing its usage shows that it runs.
+    runs = result.ok or (name == "docker-proxy" and "Usage of" in output)
+    return check(f"{name} runs", runs, first)

@@ -1,0 +1,182 @@
+"""Write the runbooks in runbooks/ from the cell lists below.
+
+The notebooks are the product; this script keeps their shared cells (parameters, the
+connection, the record) identical. Run it after editing, and commit both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
+
+CONNECTION = '''# Which host, how to reach it, and which bundle. Secrets never go here:
+# the ssh key is named by its path, and a sudo password is asked for when needed.
+host = "sbx1"
+address = ""
+port = 22
+user = "root"
+key_file = ""
+known_hosts_file = ""
+become = False
+bundle_dir = "bundles/demo"
+run_id = ""
+plan_only = False'''
+
+START = '''from gpurun import runbook
+from gpurun.steps import {module}
+from gpurun.steps.common import open_bundle
+
+step = runbook.start(
+    "{name}", host=host, address=address, port=port, user=user, key_file=key_file,
+    known_hosts_file=known_hosts_file, become=become, run_id=run_id, plan_only=plan_only,
+    bundle_dir=bundle_dir{extra},
+)'''
+
+BUNDLE = ("Check every file of the bundle against its manifest (size and SHA-256) before "
+          "anything is uploaded.", "manifest = open_bundle(bundle_dir)")
+
+FINISH = ("Store the record of this step: the file changes with their diffs, every command "
+          "with its output, and a summary the run report reads.", "step.finish()")
+
+
+def runbook(name: str, module: str, intro: str, parameters: dict[str, str],
+            cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    extra_lines = "\n".join(f"{key} = {value}" for key, value in parameters.items())
+    extra_args = "".join(f", {key}={key}" for key in parameters)
+    notebook = new_notebook()
+    notebook.cells.append(new_markdown_cell(intro))
+    source = CONNECTION + ("\n" + extra_lines if extra_lines else "")
+    notebook.cells.append(new_code_cell(source, metadata={"tags": ["parameters"]}))
+    notebook.cells.append(new_markdown_cell("Connect to the host and open this step's record."))
+    notebook.cells.append(new_code_cell(START.format(name=name, module=module, extra=extra_args)))
+    for markdown, code in [BUNDLE, *cells, FINISH]:
+        notebook.cells.append(new_markdown_cell(markdown))
+        notebook.cells.append(new_code_cell(code))
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+STEPS = {
+    "preflight": runbook(
+        "preflight", "preflight",
+        "# Preflight\n\nConnects to the host and reads its facts: CPU architecture, OS and "
+        "package format, init system, cgroups, iptables, SELinux, free disk, an existing "
+        "Docker, dockerd's configuration and the NVIDIA driver. It judges each one as ok, "
+        "warning or blocking for this bundle.\n\n**Changes:** nothing. **Undo:** nothing to undo.",
+        {"package_format": '"auto"'},
+        [("Read the host's system facts.", "facts = preflight.gather(step, package_format)"),
+         ("Judge the facts against the bundle: each finding is ok, warning or blocking.",
+          "findings = preflight.judge(step, facts, manifest)")],
+    ),
+    "docker-binaries": runbook(
+        "docker-binaries", "docker_binaries",
+        "# Docker binaries\n\nUploads Docker's static tarball (only if the host does not hold "
+        "it already), checks its checksum and its members, unpacks it into this run's staging "
+        "folder and installs each binary as root-owned mode 0755 into `bin_dir`, replacing a "
+        "file only through a temporary name.\n\n**Changes:** the eight Docker binaries in "
+        "`bin_dir`. **Undo:** the rollback runbook restores the backups kept under "
+        "`/var/lib/gpurun/runs/<run id>/backup` on the host.",
+        {"bin_dir": '"/usr/bin"', "replace_existing": "False"},
+        [("Read the installed binaries (checksum, mode, owner) and any packaged Docker.",
+          "installed = docker_binaries.gather(step, manifest, bin_dir)"),
+         ("Plan: install each binary whose checksum differs from the bundle's, fix modes.",
+          "actions = docker_binaries.plan(\n    step, manifest, bundle_dir, bin_dir, installed,"
+          " replace_existing=replace_existing\n)"),
+         ("Apply the plan (in a plan-only run, this shows it and changes nothing).",
+          "step.apply(actions)"),
+         ("Verify: each binary has the bundle's checksum, mode 0755, owner root, and runs.",
+          "step.verify(docker_binaries.verify(step, manifest, bin_dir))")],
+    ),
+    "docker-service": runbook(
+        "docker-service", "docker_service",
+        "# Docker service\n\nCreates the `docker` system group (docker.socket needs it), "
+        "writes containerd.service, docker.socket and docker.service into "
+        "/etc/systemd/system naming the binaries by absolute path, checks them with "
+        "`systemd-analyze verify`, then enables and starts them and waits for the Docker API."
+        "\n\n**Changes:** the group, three unit files, their enabled and running state. "
+        "**Undo:** the rollback runbook.",
+        {"bin_dir": '"/usr/bin"'},
+        [("Read the init system, the docker group and each unit's state.",
+          "units = docker_service.gather(step)"),
+         ("Plan the group, the units, daemon-reload, enable and start.",
+          "actions = docker_service.plan(step, bin_dir, units)"),
+         ("Apply the plan.", "step.apply(actions)"),
+         ("Verify: units enabled and active, the socket owned by the docker group, the API "
+          "answers.", "step.verify(docker_service.verify(step))")],
+    ),
+    "nvidia-toolkit": runbook(
+        "nvidia-toolkit", "nvidia_toolkit",
+        "# NVIDIA Container Toolkit\n\nInstalls the bundle's toolkit packages in dependency "
+        "order in one dpkg or rpm transaction. Dependency checks stay on unless "
+        "`allow_forced_install` is set. A package that would replace daemon.json is rejected."
+        "\n\n**Changes:** the toolkit packages. **Undo:** the rollback runbook removes the "
+        "packages the run installed.",
+        {"package_format": '"auto"', "allow_forced_install": "False"},
+        [("Read the host's package format and the installed toolkit versions.",
+          "installed = nvidia_toolkit.gather(step, manifest, package_format)"),
+         ("Plan: install the whole set when any package is missing or at another version.",
+          "actions = nvidia_toolkit.plan(\n    step, manifest, bundle_dir, installed, "
+          "allow_forced_install=allow_forced_install\n)"),
+         ("Apply the plan.", "step.apply(actions)"),
+         ("Verify: every package at the bundle's version, the runtime binaries answer.",
+          "step.verify(nvidia_toolkit.verify(step, manifest))")],
+    ),
+    "runtime": runbook(
+        "runtime", "runtime",
+        "# The nvidia runtime\n\nReads dockerd's effective command line (unit and drop-ins) "
+        "and its daemon.json, registers the `nvidia` runtime in daemon.json (merged: every "
+        "other key stays) and makes it the default if asked, checks the result against "
+        "dockerd's rules, reloads dockerd and confirms with `docker info`. If dockerd does not "
+        "take it, the old file is put back.\n\n**Changes:** daemon.json. **Undo:** the rollback "
+        "runbook restores the backup.",
+        {"set_default_runtime": "True", "runtime_config": '"daemon.json"'},
+        [("Read dockerd's command line, its config file and what `docker info` reports.",
+          "facts = runtime.gather(step)"),
+         ("Plan the daemon.json change.",
+          "actions = runtime.plan(\n    step, facts, set_default=set_default_runtime, "
+          "runtime_config=runtime_config\n)"),
+         ("Apply: write daemon.json atomically after a backup, reload dockerd, confirm.",
+          "step.apply(actions)"),
+         ("Verify with `docker info`.",
+          "step.verify(runtime.verify(step, set_default=set_default_runtime))")],
+    ),
+    "verify": runbook(
+        "verify", "verify",
+        "# Verify\n\nChecks the end state: `docker info` lists the nvidia runtime (and the "
+        "default), the runtime binaries answer, a container from the bundle's test image runs "
+        "through the default runtime, and, where the host has an NVIDIA driver, a container "
+        "requesting all GPUs sees them.\n\n**Changes:** loads the test image into Docker. "
+        "**Undo:** `docker rmi` of the test image.",
+        {"set_default_runtime": "True"},
+        [("Read the driver state and whether the test image is loaded.",
+          "driver = verify.gather(step, manifest)"),
+         ("Plan: load the test image from the bundle if Docker does not have it.",
+          "actions = verify.plan(step, manifest, bundle_dir)"),
+         ("Apply the plan.", "step.apply(actions)"),
+         ("Run the checks.",
+          "step.verify(verify.verify(step, manifest, driver, set_default=set_default_runtime))")],
+    ),
+}
+
+
+STEPS["preflight"].cells += [
+    new_markdown_cell("Stop here if any finding blocks: nothing has been changed on the host."),
+    new_code_cell("preflight.require_no_blocking(step, findings)"),
+]
+
+
+def main() -> None:
+    for name, notebook in STEPS.items():
+        nbformat.validate(notebook)
+        nbformat.write(notebook, RUNBOOKS / f"{name}.ipynb")
+        print(f"wrote runbooks/{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main()

@@ -82,10 +82,10 @@ def select_hosts(hosts: dict[str, InventoryHost], names: list[str], groups: list
 def _walk_group(name: str, node: yaml.Node, path: Path, inherited: dict[str, Any],
                 parents: list[str], hosts: dict[str, InventoryHost]) -> None:
     group = _mapping(node, path, f"group {name}") if not _is_null(node) else {}
-    for key, child in group.items():
+    for key, line in _key_lines(node).items():
         if key not in GROUP_KEYS:
             raise ConfigError(
-                f"{path} line {child.start_mark.line + 1}: unknown key {key!r} in group "
+                f"{path} line {line}: unknown key {key!r} in group "
                 f"{name}; a group has only {', '.join(sorted(GROUP_KEYS))}"
             )
     variables = dict(inherited)
@@ -109,6 +109,13 @@ def _mapping(node: yaml.Node, path: Path, where: str) -> dict[str, yaml.Node]:
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{path} line {node.start_mark.line + 1}: {where} must be a mapping")
     return {str(key.value): value for key, value in node.value}
+
+
+def _key_lines(node: yaml.Node) -> dict[str, int]:
+    """Return the 1-based line of each key of a mapping node."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
 
 
 def _plain(node: yaml.Node, path: Path, where: str) -> dict[str, Any]:

@@ -82,6 +82,11 @@ def plan(
             ))
         else:
             actions.append(unchanged(found.path, "installed with the bundle's SHA-256, 0755 root"))
+
+    if any(action.needed for action in actions):
+        staging = str(host.run_dir / "staging")
+        actions.append(Action(staging, "remove the unpacked tarball", "binaries installed",
+                              lambda: host.run(["rm", "-rf", "--", staging])))
     return actions
 
 

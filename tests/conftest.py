@@ -1,0 +1,91 @@
+"""Shared fixtures: real sandbox hosts, booted with systemd-nspawn and reached over ssh."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gpurun.sandbox import SandboxHost, down, list_hosts, up
+from gpurun.sandbox.image import ensure_base
+
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "ip", "ssh", "ssh-keygen")
+
+# Test runs share the state directory (and its cached base image), so host names carry the
+# run's pid to keep parallel runs apart.
+RUN_PREFIX = f"t{os.getpid() % 1000}-"
+
+
+def missing_sandbox_requirements() -> list[str]:
+    """Return what this machine lacks for sandbox hosts: root, or a command by name."""
+    missing = [] if os.geteuid() == 0 else ["root"]
+    return missing + [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+
+
+@pytest.fixture(scope="session")
+def sandbox_base() -> Path:
+    """Return the root folder of the sandbox base image, building it on first use (~1 min)."""
+    missing = missing_sandbox_requirements()
+    if missing:
+        pytest.skip(
+            f"sandbox hosts need {', '.join(missing)}. Run the tests as root on a machine "
+            f"with debootstrap, systemd-container, iproute2 and openssh-client"
+        )
+    return ensure_base()
+
+
+class SandboxHosts:
+    """Starts sandbox hosts for tests and removes every one of them at the end of the session."""
+
+    def __init__(self, inventory: Path) -> None:
+        self.inventory = inventory
+        self._started: dict[str, SandboxHost] = {}
+
+    def start(self, name: str, init: str = "systemd") -> SandboxHost:
+        """Boot host RUN_PREFIX + `name` and return it once ssh logs in."""
+        full_name = RUN_PREFIX + name
+        # A host of this name that this session did not start was left by a crashed run with
+        # the same pid. It is replaced, so that no test gets a used host.
+        is_leftover = full_name not in self._started and any(
+            host.name == full_name for host in list_hosts()
+        )
+        if is_leftover:
+            down([full_name])
+        [host] = up([full_name], init=init, inventory=self.inventory)
+        self._started[full_name] = host
+        return host
+
+    def stop(self, host: SandboxHost) -> None:
+        """Remove `host` now, for tests that check what `down` leaves behind."""
+        self._started.pop(host.name, None)
+        down([host.name])
+
+    def run(
+        self, host: SandboxHost, command: list[str], timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `command` (an argv list) on `host` over ssh and return the finished process."""
+        return subprocess.run(
+            host.ssh_argv(command), capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def remove_all(self) -> None:
+        names = list(self._started)
+        self._started.clear()
+        existing = {host.name for host in list_hosts()}
+        down([name for name in names if name in existing])
+
+
+@pytest.fixture(scope="session")
+def sandbox_hosts(
+    sandbox_base: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SandboxHosts]:
+    """Start hosts with `sandbox_hosts.start(name, init=...)`. All are removed at session end."""
+    hosts = SandboxHosts(tmp_path_factory.mktemp("sandbox") / "inventory.yaml")
+    try:
+        yield hosts
+    finally:
+        hosts.remove_all()

@@ -89,3 +89,15 @@ def sandbox_hosts(
         yield hosts
     finally:
         hosts.remove_all()
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a demo bundle built once per session (its Debian packages are cached)."""
+    from gpurun.demo import build_demo_bundle
+
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        pytest.skip("the demo bundle needs apt-get and dpkg-deb (a Debian machine)")
+    folder = tmp_path_factory.mktemp("bundle") / "demo"
+    build_demo_bundle(folder)
+    return folder

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what gpurun's demo and tests need on a fresh Debian 12 machine, then gpurun itself
+# into .venv. Needs root: it installs Debian packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(
+    debootstrap systemd-container iproute2 iptables openssh-client  # sandbox hosts
+    busybox-static dpkg-dev rpm                                     # demo bundle
+    python3-venv                                                    # the virtual environment
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "error: run as root: sandbox hosts need debootstrap, network namespaces and" >&2
+    echo "       systemd-nspawn, and this script installs Debian packages" >&2
+    exit 1
+fi
+
+missing=()
+for package in "${debian_packages[@]}"; do
+    dpkg-query -W -f '${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed \
+        || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+echo "gpurun installed in $(pwd)/.venv"

@@ -1,0 +1,59 @@
+"""Helpers for tests that run gpurun's runbooks on sandbox hosts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+PROJECT = Path(__file__).resolve().parent.parent
+GPURUN = [sys.executable, "-m", "gpurun.cli"]
+# The demo bundle's cache of Debian packages, shared between test runs.
+DEB_CACHE = Path("/var/cache/gpurun/debs")
+
+
+def write_inventory(path: Path, host: Any, **variables: Any) -> Path:
+    """Write an inventory with one sandbox host and the given runbook variables."""
+    entry = {
+        "ansible_host": host.address,
+        "ansible_port": host.port,
+        "ansible_user": host.user,
+        "ansible_ssh_private_key_file": str(host.key_file),
+        "gpurun_known_hosts_file": str(host.known_hosts_file),
+        **variables,
+    }
+    path.write_text(yaml.safe_dump({"all": {"hosts": {host.name: entry}}}))
+    return path
+
+
+def gpurun_run(inventory: Path, outputs: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `gpurun run` as an operator would and return the finished process."""
+    return subprocess.run(
+        [*GPURUN, "run", "--inventory", str(inventory), "--outputs", str(outputs), *args],
+        cwd=PROJECT, capture_output=True, text=True, timeout=900, check=False,
+    )
+
+
+def run_records(outputs: Path, host: str) -> list[dict[str, Any]]:
+    """Return the run.json records of a host, oldest first."""
+    folders = sorted((outputs / host).iterdir())
+    return [json.loads((folder / "run.json").read_text()) for folder in folders]
+
+
+def error_outputs(notebook: Path) -> list[str]:
+    """Return the error outputs of an executed notebook, as 'name: value' lines."""
+    node = nbformat.read(str(notebook), as_version=4)
+    return [f"{o.ename}: {o.evalue}" for cell in node.cells for o in cell.get("outputs", [])
+            if o.output_type == "error"]
+
+
+def papermill_statuses(notebook: Path) -> set[str]:
+    """Return the papermill status of each code cell of an executed notebook."""
+    node = nbformat.read(str(notebook), as_version=4)
+    return {cell.metadata.get("papermill", {}).get("status", "missing")
+            for cell in node.cells if cell.cell_type == "code"}

@@ -1,0 +1,118 @@
+"""The main job on a real sandbox host: every runbook, then a second run that changes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chain import error_outputs, gpurun_run, papermill_statuses, run_records, write_inventory
+from gpurun.bundle.manifest import load_manifest
+from gpurun.steps import STEP_NAMES
+
+pytestmark = pytest.mark.sandbox
+
+TRACE = "/var/log/gpurun-standin/nvidia-container-runtime.log"
+
+
+@pytest.fixture(scope="module")
+def converged(sandbox_hosts, demo_bundle, tmp_path_factory):
+    """A host that went through the main job twice, with the records of both runs."""
+    host = sandbox_hosts.start("main")
+    folder = tmp_path_factory.mktemp("main-job")
+    inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(demo_bundle))
+    outputs = folder / "outputs"
+    first = gpurun_run(inventory, outputs)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = gpurun_run(inventory, outputs)
+    assert second.returncode == 0, second.stdout + second.stderr
+    first_record, second_record = run_records(outputs, host.name)
+    return host, outputs, first_record, second_record
+
+
+def test_first_run_completes_every_step(converged):
+    _, _, first, _ = converged
+    assert first["status"] == "completed"
+    assert [s["name"] for s in first["steps"]] == STEP_NAMES
+    assert all(s["status"] == "completed" for s in first["steps"])
+    changed = {s["name"] for s in first["steps"] if s["changed"]}
+    assert {"docker-binaries", "docker-service", "nvidia-toolkit", "runtime"} <= changed
+
+
+def test_notebooks_have_no_errors(converged):
+    host, outputs, first, second = converged
+    for record in (first, second):
+        folder = outputs / host.name / record["run_id"]
+        for step in record["steps"]:
+            notebook = folder / step["notebook"]
+            assert error_outputs(notebook) == [], notebook
+            assert papermill_statuses(notebook) == {"completed"}, notebook
+
+
+def test_second_run_changes_nothing(converged):
+    _, _, _, second = converged
+    for step in second["steps"]:
+        assert step["status"] == "completed"
+        assert step["changed"] is False, step
+        for outcome in step["outcomes"]:
+            assert outcome["status"] == "unchanged", outcome
+            assert outcome["reason"], outcome
+
+
+def test_docker_shows_nvidia_as_default(converged, sandbox_hosts):
+    host = converged[0]
+    result = sandbox_hosts.run(host, ["docker", "info", "--format", "{{json .}}"])
+    info = json.loads(result.stdout)
+    assert "nvidia" in info["Runtimes"]
+    assert info["DefaultRuntime"] == "nvidia"
+
+
+def test_container_runs_through_nvidia_runtime(converged, sandbox_hosts, demo_bundle):
+    host = converged[0]
+    image = load_manifest(demo_bundle).test_image()
+    assert image is not None
+    before = sandbox_hosts.run(host, ["sh", "-c", f"wc -l < {TRACE}"]).stdout.strip()
+    result = sandbox_hosts.run(host, ["docker", "run", "--rm", str(image.image), "echo", "hi"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hi"
+    trace = sandbox_hosts.run(host, ["cat", TRACE]).stdout.splitlines()
+    assert len(trace) > int(before)
+    assert any(" create " in line or " run " in line for line in trace[int(before):]), trace
+
+
+def test_services_enabled(converged, sandbox_hosts):
+    host = converged[0]
+    for unit in ("docker.service", "docker.socket", "containerd.service"):
+        result = sandbox_hosts.run(host, ["systemctl", "is-enabled", unit])
+        assert result.stdout.strip() == "enabled", unit
+
+
+def test_binaries_match_manifest(converged, sandbox_hosts, demo_bundle):
+    host = converged[0]
+    manifest = load_manifest(demo_bundle)
+    for name, sha256 in manifest.docker_binaries.items():
+        path = f"/usr/bin/{name}"
+        stat = sandbox_hosts.run(host, ["stat", "-c", "%a %U %G", path]).stdout.split()
+        assert stat == ["755", "root", "root"], path
+        found = sandbox_hosts.run(host, ["sha256sum", path]).stdout.split()[0]
+        assert found == sha256, path
+
+
+def test_host_journal_lists_changes(converged, sandbox_hosts):
+    host, _, first, _ = converged
+    journal = sandbox_hosts.run(
+        host, ["cat", f"/var/lib/gpurun/runs/{first['run_id']}/changes.jsonl"]).stdout
+    paths = {json.loads(line)["path"] for line in journal.splitlines()}
+    assert "/usr/bin/dockerd" in paths
+    assert "/etc/docker/daemon.json" in paths
+    assert "/etc/systemd/system/docker.socket" in paths
+
+
+def test_outputs_layout(converged):
+    host, outputs, first, _ = converged
+    folder = outputs / host.name / first["run_id"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted([f"{n:02d}-{s}.ipynb" for n, s in enumerate(STEP_NAMES, 1)]
+                           + ["run.json"])
+    assert Path(folder / "run.json").exists()

@@ -54,6 +54,7 @@ def start(
         key_file=key_file or None,
         known_hosts_file=known_hosts_file or None,
         become=bool(become),
+        path_prefix=step_parameters.get("bin_dir") or None,
     )
     connected = Host(spec=spec, machine=connect(spec), run_id=run_id)
     record = Step(name=step, host=connected, plan_only=bool(plan_only))

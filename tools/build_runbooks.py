@@ -23,6 +23,7 @@ key_file = ""
 known_hosts_file = ""
 become = False
 bundle_dir = "bundles/demo"
+bin_dir = "/usr/bin"
 run_id = ""
 plan_only = False'''
 
@@ -33,7 +34,7 @@ from gpurun.steps.common import open_bundle
 step = runbook.start(
     "{name}", host=host, address=address, port=port, user=user, key_file=key_file,
     known_hosts_file=known_hosts_file, become=become, run_id=run_id, plan_only=plan_only,
-    bundle_dir=bundle_dir{extra},
+    bundle_dir=bundle_dir, bin_dir=bin_dir{extra},
 )'''
 
 BUNDLE = ("Check every file of the bundle against its manifest (size and SHA-256) before "
@@ -82,7 +83,7 @@ STEPS = {
         "file only through a temporary name.\n\n**Changes:** the eight Docker binaries in "
         "`bin_dir`. **Undo:** the rollback runbook restores the backups kept under "
         "`/var/lib/gpurun/runs/<run id>/backup` on the host.",
-        {"bin_dir": '"/usr/bin"', "replace_existing": "False"},
+        {"replace_existing": "False"},
         [("Read the installed binaries (checksum, mode, owner) and any packaged Docker.",
           "installed = docker_binaries.gather(step, manifest, bin_dir)"),
          ("Plan: install each binary whose checksum differs from the bundle's, fix modes.",
@@ -101,7 +102,7 @@ STEPS = {
         "`systemd-analyze verify`, then enables and starts them and waits for the Docker API."
         "\n\n**Changes:** the group, three unit files, their enabled and running state. "
         "**Undo:** the rollback runbook.",
-        {"bin_dir": '"/usr/bin"'},
+        {},
         [("Read the init system, the docker group and each unit's state.",
           "units = docker_service.gather(step)"),
          ("Plan the group, the units, daemon-reload, enable and start.",

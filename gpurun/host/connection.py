@@ -30,6 +30,8 @@ class HostSpec:
     known_hosts_file: str | None = None
     ssh_options: tuple[str, ...] = field(default_factory=tuple)
     become: bool = False
+    # A folder searched before the host's PATH: where gpurun installed docker, if not /usr/bin.
+    path_prefix: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -72,7 +74,15 @@ class HostSpec:
 def connect(spec: HostSpec) -> BaseMachine:
     """Open a plumbum machine for the host: local execution or the system ssh client."""
     if spec.is_local:
-        return local
+        machine: BaseMachine = local
+    else:
+        machine = _ssh_machine(spec)
+    if spec.path_prefix:
+        machine.env.path.insert(0, spec.path_prefix)
+    return machine
+
+
+def _ssh_machine(spec: HostSpec) -> BaseMachine:
     try:
         return SshMachine(
             spec.address,

@@ -1,0 +1,179 @@
+"""Field cases of the binaries and service steps, each on its own sandbox host.
+
+No docker group before docker.socket; unit files that do not fit together; binaries that
+are not executable or not on the service's PATH.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from chain import error_outputs, gpurun_run, run_records, write_inventory
+from gpurun.bundle.manifest import load_manifest, sha256_file, write_manifest
+from gpurun.errors import RemoteCommandError
+from gpurun.host import Host, HostSpec, connect
+from gpurun.operations import service
+
+pytestmark = pytest.mark.sandbox
+
+BINARY_STEPS = "docker-binaries,docker-service"
+
+
+def run_steps(sandbox_hosts, host, bundle, folder: Path, steps: str, **variables):
+    inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(bundle),
+                                **variables)
+    result = gpurun_run(inventory, folder / "outputs", "--steps", steps)
+    records = run_records(folder / "outputs", host.name)
+    return result, records[-1]
+
+
+def connect_host(host) -> Host:
+    spec = HostSpec(name=host.name, address=host.address, port=host.port, user=host.user,
+                    key_file=str(host.key_file), known_hosts_file=str(host.known_hosts_file))
+    return Host(spec=spec, machine=connect(spec), run_id="test-cases")
+
+
+def test_docker_group_created_before_socket(sandbox_hosts, demo_bundle, tmp_path):
+    host = sandbox_hosts.start("c11")
+    assert sandbox_hosts.run(host, ["getent", "group", "docker"]).returncode == 2
+
+    result, record = run_steps(sandbox_hosts, host, demo_bundle, tmp_path, BINARY_STEPS)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert record["status"] == "completed"
+    assert sandbox_hosts.run(host, ["getent", "group", "docker"]).returncode == 0
+    for unit in ("docker.socket", "docker.service", "containerd.service"):
+        state = sandbox_hosts.run(host, ["systemctl", "is-active", unit]).stdout.strip()
+        assert state == "active", unit
+    group = sandbox_hosts.run(host, ["stat", "-c", "%G", "/run/docker.sock"]).stdout.strip()
+    assert group == "docker"
+
+
+MISMATCHED_SERVICE = """\
+[Unit]
+Description=hand-written unit from a blog post
+[Service]
+ExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/nowhere/containerd.sock
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_mismatched_units_replaced_with_consistent_set(sandbox_hosts, demo_bundle, tmp_path):
+    host = sandbox_hosts.start("c12")
+    sandbox_hosts.run(host, ["sh", "-c", f"printf '%s' '{MISMATCHED_SERVICE}' > "
+                                         "/etc/systemd/system/docker.service"])
+
+    result, record = run_steps(sandbox_hosts, host, demo_bundle, tmp_path, BINARY_STEPS)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    service_step = record["steps"][-1]
+    targets = {o["target"]: o for o in service_step["outcomes"]}
+    assert targets["/etc/systemd/system/docker.socket"]["status"] == "changed"
+    assert targets["/etc/systemd/system/docker.service"]["status"] == "changed"
+    assert targets["systemd"]["change"] == "daemon-reload, systemd-analyze verify"
+    unit = sandbox_hosts.run(host, ["systemctl", "cat", "docker.service"]).stdout
+    assert "--containerd=/run/containerd/containerd.sock" in unit
+    assert "nowhere" not in unit
+    backup = f"/var/lib/gpurun/runs/{record['run_id']}/backup/etc/systemd/system/docker.service"
+    assert "nowhere" in sandbox_hosts.run(host, ["cat", backup]).stdout
+    assert sandbox_hosts.run(host, ["docker", "version"]).returncode == 0
+
+
+def test_unit_check_failure_names_the_unit(sandbox_hosts):
+    host = sandbox_hosts.start("c12b")
+    path = "/etc/systemd/system/gpurun-broken.service"
+    sandbox_hosts.run(host, ["sh", "-c", f"printf '[Service]\\nExecStart=relative/path\\n' > {path}"])
+    connected = connect_host(host)
+
+    with pytest.raises(RemoteCommandError) as raised:
+        service.reload_and_verify_units(connected, [path])
+
+    assert path in str(raised.value)
+    assert "systemd-analyze" in str(raised.value)
+
+
+def bundle_with_mode_0644(source: Path, target: Path) -> Path:
+    """Copy a bundle, repacking its Docker tarball with every member mode 0644."""
+    shutil.copytree(source, target)
+    manifest = load_manifest(target)
+    tarball = manifest.docker_tarball()
+    path = target / tarball.path
+    members = []
+    with tarfile.open(path) as original:
+        for member in original.getmembers():
+            data = original.extractfile(member).read() if member.isfile() else None
+            members.append((member, data))
+    with tarfile.open(path, "w:gz") as repacked:
+        for member, data in members:
+            member.mode = 0o644 if member.isfile() else member.mode
+            repacked.addfile(member, io.BytesIO(data) if data is not None else None)
+    updated = dataclasses.replace(tarball, size=path.stat().st_size, sha256=sha256_file(path))
+    files = [updated if f.path == tarball.path else f for f in manifest.files]
+    write_manifest(target, dataclasses.replace(manifest, files=files))
+    return target
+
+
+def test_tarball_with_mode_0644_installs_0755(sandbox_hosts, demo_bundle, tmp_path):
+    host = sandbox_hosts.start("c13")
+    bundle = bundle_with_mode_0644(demo_bundle, tmp_path / "bundle-0644")
+
+    result, record = run_steps(sandbox_hosts, host, bundle, tmp_path, "docker-binaries")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    modes = sandbox_hosts.run(host, ["stat", "-c", "%a %U %n", "/usr/bin/dockerd",
+                                     "/usr/bin/runc", "/usr/bin/docker-init"]).stdout.split("\n")
+    assert all(line.startswith("755 root ") for line in modes if line), modes
+    checks = load_checks(tmp_path / "outputs", host.name, record, "docker-binaries")
+    assert {c["name"] for c in checks if c["status"] == "passed"} >= {"dockerd runs", "runc runs"}
+
+
+def test_binary_mode_fixed_in_place(sandbox_hosts, demo_bundle, tmp_path):
+    host = sandbox_hosts.start("c13b")
+    first, _ = run_steps(sandbox_hosts, host, demo_bundle, tmp_path / "a", "docker-binaries")
+    assert first.returncode == 0, first.stdout + first.stderr
+    sandbox_hosts.run(host, ["chmod", "0644", "/usr/bin/dockerd"])
+
+    result, record = run_steps(sandbox_hosts, host, demo_bundle, tmp_path / "b",
+                               "docker-binaries")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcomes = {o["target"]: o for o in record["steps"][0]["outcomes"]}
+    assert outcomes["/usr/bin/dockerd"]["change"] == "set mode 0755, owner root"
+    assert outcomes["/usr/bin/docker"]["status"] == "unchanged"
+    mode = sandbox_hosts.run(host, ["stat", "-c", "%a", "/usr/bin/dockerd"]).stdout.strip()
+    assert mode == "755"
+
+
+def test_bin_dir_off_the_default_path(sandbox_hosts, demo_bundle, tmp_path):
+    """Binaries in a folder systemd's PATH lacks still serve: units name it explicitly."""
+    host = sandbox_hosts.start("c13c")
+
+    result, record = run_steps(sandbox_hosts, host, demo_bundle, tmp_path,
+                               BINARY_STEPS + ",nvidia-toolkit,runtime,verify",
+                               bin_dir="/opt/docker/bin")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert record["status"] == "completed"
+    unit = sandbox_hosts.run(host, ["systemctl", "cat", "docker.service"]).stdout
+    assert "ExecStart=/opt/docker/bin/dockerd " in unit
+    assert "Environment=PATH=/opt/docker/bin:" in unit
+    assert sandbox_hosts.run(host, ["test", "-e", "/usr/bin/dockerd"]).returncode == 1
+    verify = load_checks(tmp_path / "outputs", host.name, record, "verify")
+    runs = [c for c in verify if c["name"] == "container runs with the default runtime"]
+    assert runs and runs[0]["status"] == "passed", verify
+
+
+def load_checks(outputs: Path, host: str, record: dict, step: str) -> list[dict]:
+    from gpurun.runner import read_summary
+
+    entry = next(s for s in record["steps"] if s["name"] == step)
+    notebook = outputs / host / record["run_id"] / entry["notebook"]
+    assert error_outputs(notebook) == []
+    return read_summary(notebook)["checks"]

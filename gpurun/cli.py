@@ -84,12 +84,14 @@ def bundle() -> None:
 
 @bundle.command("demo")
 @click.argument("out_dir", default=str(DEMO_BUNDLE), type=click.Path(path_type=Path))
-def bundle_demo(out_dir: Path) -> None:
+@click.option("--package-format", type=click.Choice(["deb", "rpm"]), default="deb",
+              show_default=True, help="Format of the stand-in toolkit packages.")
+def bundle_demo(out_dir: Path, package_format: str) -> None:
     """Build the demo bundle from Debian's Docker packages and stand-in NVIDIA packages."""
     from gpurun.demo import build_demo_bundle
 
     with _errors_as_messages():
-        manifest = build_demo_bundle(out_dir)
+        manifest = build_demo_bundle(out_dir, package_format=package_format)
     click.echo(f"bundle {out_dir}: Docker {manifest.docker_version}, toolkit "
                f"{manifest.toolkit_version} (stand-in), {len(manifest.files)} files")
 

@@ -33,6 +33,7 @@ def start(
     key_file: str = "",
     known_hosts_file: str = "",
     become: bool = False,
+    sudo_password_env: str = "",
     run_id: str = "",
     plan_only: bool = False,
     **step_parameters: Any,
@@ -54,13 +55,17 @@ def start(
         key_file=key_file or None,
         known_hosts_file=known_hosts_file or None,
         become=bool(become),
+        sudo_password_env=sudo_password_env or None,
         path_prefix=step_parameters.get("bin_dir") or None,
     )
     connected = Host(spec=spec, machine=connect(spec), run_id=run_id)
+    # Fails early, before any fact is read, when the login cannot act as root.
+    connected.require_root()
     record = Step(name=step, host=connected, plan_only=bool(plan_only))
     parameters = {
         "host": host, "address": address, "port": port, "user": user, "key_file": key_file,
-        "known_hosts_file": known_hosts_file, "become": become, "run_id": run_id,
+        "known_hosts_file": known_hosts_file, "become": become,
+        "sudo_password_env": sudo_password_env, "run_id": run_id,
         "plan_only": plan_only, **step_parameters,
     }
     record.show_header(parameters)

@@ -1,8 +1,8 @@
 """The demo bundle: a complete bundle built without internet, from this machine's apt sources.
 
-It contains a Docker static tarball made from Debian's packages, the stand-in toolkit packages with
-a flat apt index, and a busybox test image. Host steps read it exactly as they read a bundle of
-the real downloads, so a rehearsal on a sandbox host runs every step.
+It contains a Docker static tarball made from Debian's packages, the stand-in toolkit packages
+(deb with a flat apt index, or rpm) and a busybox test image. Host steps read it exactly as they
+read a bundle of the real downloads, so a rehearsal on a sandbox host runs every step.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import gpurun
-from gpurun.bundle.archs import deb_arch, local_arch, normalize_arch
+from gpurun.bundle.archs import deb_arch, local_arch, normalize_arch, rpm_arch
 from gpurun.bundle.manifest import (
     KIND_DOCKER_STATIC,
     KIND_TEST_IMAGE,
     KIND_TOOLKIT_INDEX,
     KIND_TOOLKIT_PACKAGE,
     MANIFEST_NAME,
+    PACKAGE_FORMATS,
     BundleFile,
     Manifest,
     load_manifest,
@@ -33,6 +34,7 @@ from gpurun.demo.debian import DEFAULT_CACHE_DIR, deb_field, fetch_debs
 from gpurun.demo.docker_tarball import DOCKER_SOURCE_PACKAGES, build_docker_tarball
 from gpurun.demo.image import IMAGE_REPOSITORY, IMAGE_TAG, build_busybox_image
 from gpurun.demo.standin_deb import build_standin_debs, release_of
+from gpurun.demo.standin_rpm import build_standin_rpms
 from gpurun.demo.toolkit_facts import INSTALL_ORDER, STANDIN_VERSION
 from gpurun.errors import BundleError
 
@@ -42,11 +44,17 @@ DEMO_BUILDER = f"gpurun demo {gpurun.__version__}"
 
 
 def build_demo_bundle(
-    out_dir: Path, *, cache_dir: Path | None = None, arch: str | None = None
+    out_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    arch: str | None = None,
+    package_format: str = "deb",
 ) -> Manifest:
     """Build the demo bundle into `out_dir` and return its manifest.
 
-    When `out_dir` already contains a valid bundle of the same recipe (builder, arch, toolkit
+    `package_format` "rpm" builds the stand-in toolkit packages as rpms with rpmbuild; the
+    Docker tarball and the test image are the same for both formats. When `out_dir` already
+    contains a valid bundle of the same recipe (builder, arch, package format, toolkit
     version), it is returned as it is. Otherwise the bundle is built in a temporary folder next
     to `out_dir` and renamed into place, replacing an older bundle there. Downloaded packages
     are kept in `cache_dir` (default /var/cache/gpurun/debs). Only this machine's architecture
@@ -55,8 +63,13 @@ def build_demo_bundle(
     out_dir = Path(out_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     target_arch = _check_arch(arch)
+    if package_format not in PACKAGE_FORMATS:
+        raise BundleError(
+            f"invalid package_format {package_format!r} for the demo bundle: use one of "
+            f"{', '.join(PACKAGE_FORMATS)}"
+        )
 
-    reason = _rebuild_reason(out_dir, target_arch)
+    reason = _rebuild_reason(out_dir, target_arch, package_format)
     if reason is None:
         logger.info("%s already contains the demo bundle for %s, not rebuilding",
                     out_dir, target_arch)
@@ -67,7 +80,7 @@ def build_demo_bundle(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     try:
-        manifest = _build_into(staging, cache_dir, target_arch)
+        manifest = _build_into(staging, cache_dir, target_arch, package_format)
         _replace_folder(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -90,7 +103,7 @@ def _check_arch(arch: str | None) -> str:
     return requested
 
 
-def _rebuild_reason(out_dir: Path, arch: str) -> str | None:
+def _rebuild_reason(out_dir: Path, arch: str, package_format: str) -> str | None:
     """Return why `out_dir` needs a (re)build, or None when it contains this recipe's bundle."""
     if not (out_dir / MANIFEST_NAME).exists():
         return "no bundle there yet"
@@ -101,7 +114,7 @@ def _rebuild_reason(out_dir: Path, arch: str) -> str | None:
         return f"the bundle there is invalid ({error})"
 
     found = (manifest.builder, manifest.arch, manifest.package_format, manifest.toolkit_version)
-    wanted = (DEMO_BUILDER, arch, "deb", release_of(STANDIN_VERSION))
+    wanted = (DEMO_BUILDER, arch, package_format, release_of(STANDIN_VERSION))
     if found != wanted:
         return f"the bundle there was built as {found}, this build is {wanted}"
     if problems:
@@ -109,7 +122,7 @@ def _rebuild_reason(out_dir: Path, arch: str) -> str | None:
     return None
 
 
-def _build_into(bundle_dir: Path, cache_dir: Path, arch: str) -> Manifest:
+def _build_into(bundle_dir: Path, cache_dir: Path, arch: str, package_format: str) -> Manifest:
     debs = fetch_debs([*DOCKER_SOURCE_PACKAGES, "busybox-static"], cache_dir)
     files: list[BundleFile] = []
 
@@ -118,15 +131,10 @@ def _build_into(bundle_dir: Path, cache_dir: Path, arch: str) -> Manifest:
     files.append(_bundle_file(bundle_dir, docker.path, KIND_DOCKER_STATIC, "docker",
                               docker.version, arch))
 
-    toolkit_dir = bundle_dir / "toolkit" / "deb"
-    packages = build_standin_debs(toolkit_dir, version=STANDIN_VERSION, arch=arch)
-    for deb in packages:
-        files.append(_bundle_file(bundle_dir, deb, KIND_TOOLKIT_PACKAGE,
-                                  deb_field(deb, "Package"),
-                                  STANDIN_VERSION, deb_arch(arch), stand_in=True))
-    index = write_packages_index(toolkit_dir, packages)
-    files.append(_bundle_file(bundle_dir, index, KIND_TOOLKIT_INDEX, "Packages",
-                              STANDIN_VERSION, deb_arch(arch), stand_in=True))
+    if package_format == "rpm":
+        files += _standin_rpm_files(bundle_dir, arch)
+    else:
+        files += _standin_deb_files(bundle_dir, arch)
 
     with tempfile.TemporaryDirectory(prefix="gpurun-demo-unpack-") as unpack_dir:
         image = build_busybox_image(bundle_dir / "images" / "busybox.tar",
@@ -138,7 +146,7 @@ def _build_into(bundle_dir: Path, cache_dir: Path, arch: str) -> Manifest:
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         builder=DEMO_BUILDER,
         arch=arch,
-        package_format="deb",
+        package_format=package_format,
         docker_version=docker.version,
         toolkit_version=release_of(STANDIN_VERSION),
         files=files,
@@ -149,6 +157,28 @@ def _build_into(bundle_dir: Path, cache_dir: Path, arch: str) -> Manifest:
     logger.debug("demo bundle made from Docker %s (Debian docker.io %s)",
                  docker.version, deb_field(debs["docker.io"], "Version"))
     return manifest
+
+
+def _standin_deb_files(bundle_dir: Path, arch: str) -> list[BundleFile]:
+    toolkit_dir = bundle_dir / "toolkit" / "deb"
+    packages = build_standin_debs(toolkit_dir, version=STANDIN_VERSION, arch=arch)
+    files = [_bundle_file(bundle_dir, deb, KIND_TOOLKIT_PACKAGE, deb_field(deb, "Package"),
+                          STANDIN_VERSION, deb_arch(arch), stand_in=True)
+             for deb in packages]
+    index = write_packages_index(toolkit_dir, packages)
+    files.append(_bundle_file(bundle_dir, index, KIND_TOOLKIT_INDEX, "Packages",
+                              STANDIN_VERSION, deb_arch(arch), stand_in=True))
+    return files
+
+
+def _standin_rpm_files(bundle_dir: Path, arch: str) -> list[BundleFile]:
+    # No repository index: the host steps read names and versions from the manifest, and the
+    # demo's rpm set has no dependencies outside itself to resolve.
+    toolkit_dir = bundle_dir / "toolkit" / "rpm"
+    packages = build_standin_rpms(toolkit_dir, version=STANDIN_VERSION, arch=arch)
+    return [_bundle_file(bundle_dir, rpm, KIND_TOOLKIT_PACKAGE, name, STANDIN_VERSION,
+                         rpm_arch(arch), stand_in=True)
+            for name, rpm in zip(INSTALL_ORDER, packages, strict=True)]
 
 
 def _bundle_file(

@@ -30,6 +30,8 @@ class HostSpec:
     known_hosts_file: str | None = None
     ssh_options: tuple[str, ...] = field(default_factory=tuple)
     become: bool = False
+    # The name of an environment variable on the control node that holds the sudo password.
+    sudo_password_env: str | None = None
     # A folder searched before the host's PATH: where gpurun installed docker, if not /usr/bin.
     path_prefix: str | None = None
 

@@ -16,9 +16,16 @@ from plumbum import ProcessTimedOut
 from plumbum.commands.processes import CommandNotFound
 from plumbum.machines.base import BaseMachine
 
-from gpurun.errors import RemoteCommandError
+from gpurun.errors import ConnectionFailed, RemoteCommandError
 from gpurun.host.changes import FileChange, change_journal_line, unified_diff
 from gpurun.host.connection import HostSpec
+from gpurun.host.sudo import (
+    PASSWORD_REQUIRED,
+    SUDO_PROBE,
+    SUDO_WITH_PASSWORD,
+    SUDO_WITHOUT_PASSWORD,
+    read_sudo_password,
+)
 
 log = logging.getLogger("gpurun.host")
 
@@ -51,6 +58,9 @@ class Host:
     run_id: str
     commands: list[CommandResult] = field(default_factory=list)
     changes: list[FileChange] = field(default_factory=list)
+    # Set once sudo was probed; the password stays in memory only, and out of repr().
+    _sudo_prefix: list[str] | None = field(default=None, init=False, repr=False)
+    _sudo_password: str | None = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -71,8 +81,23 @@ class Host:
         timeout: float = 300,
         hint: str = "",
     ) -> CommandResult:
-        """Run argv on the host (through sudo where the login is not root) and journal it."""
-        full_argv = ["sudo", "-n", "--", *argv] if self.spec.needs_sudo else list(argv)
+        """Run argv on the host as root (through sudo where the login is not root), journalled."""
+        prefix = self._privilege_prefix()
+        if prefix == SUDO_WITH_PASSWORD:
+            # sudo -S reads the first line and leaves the rest of stdin to the command.
+            stdin = f"{self._sudo_password}\n{stdin or ''}"
+        return self._run_journalled(argv, prefix, check=check, stdin=stdin, timeout=timeout,
+                                    hint=hint)
+
+    def run_as_login(self, argv: list[str], *, check: bool = True) -> CommandResult:
+        """Run argv as the ssh login itself, without sudo, journalled."""
+        return self._run_journalled(argv, [], check=check, stdin=None, timeout=300, hint="")
+
+    def _run_journalled(
+        self, argv: list[str], prefix: list[str], *, check: bool, stdin: str | None,
+        timeout: float, hint: str,
+    ) -> CommandResult:
+        full_argv = [*prefix, *argv]
         log.debug("%s: %s", self.name, shlex.join(full_argv))
         started = time.monotonic()
         exit_code, stdout, stderr = self._execute(full_argv, stdin, timeout)
@@ -82,12 +107,57 @@ class Host:
             stdout=stdout,
             stderr=stderr,
             seconds=round(time.monotonic() - started, 3),
-            sudo=self.spec.needs_sudo,
+            sudo=bool(prefix),
         )
         self.commands.append(result)
         if check and not result.ok:
             raise RemoteCommandError(self.name, argv, exit_code, stdout, stderr, hint)
         return result
+
+    def _privilege_prefix(self) -> list[str]:
+        """Return the sudo prefix for root commands, probing sudo on the first call."""
+        if not self.spec.needs_sudo:
+            return []
+        if self._sudo_prefix is None:
+            self._sudo_prefix = self._start_sudo()
+        return self._sudo_prefix
+
+    def _start_sudo(self) -> list[str]:
+        """Find out whether sudo needs a password here; if so, get one and check it once."""
+        probe = self._run_journalled(SUDO_PROBE, [], check=False, stdin=None, timeout=60, hint="")
+        if probe.ok:
+            return SUDO_WITHOUT_PASSWORD
+        if PASSWORD_REQUIRED not in probe.stderr:
+            raise ConnectionFailed(
+                f"sudo failed on host {self.name} for {self.spec.user}: "
+                f"{(probe.stderr or probe.stdout).strip() or f'exit code {probe.exit_code}'}\n"
+                f"  next step: install sudo and give {self.spec.user} sudo rights, or log in "
+                f"as root"
+            )
+
+        password = read_sudo_password(self.spec)
+        check = self._run_journalled(["true"], SUDO_WITH_PASSWORD, check=False,
+                                     stdin=f"{password}\n", timeout=60, hint="")
+        if not check.ok:
+            raise ConnectionFailed(
+                f"sudo on host {self.name} rejected {self.spec.user}: "
+                f"{check.stderr.strip() or f'exit code {check.exit_code}'}\n"
+                f"  next step: check the password and that {self.spec.user} may run commands "
+                f"as root (`sudo -l` on the host)"
+            )
+        self._sudo_password = password
+        return SUDO_WITH_PASSWORD
+
+    def require_root(self) -> None:
+        """Check that commands run as root on the host; raise ConnectionFailed if they do not."""
+        uid = self.run(["id", "-u"], check=False).stdout.strip()
+        if uid == "0":
+            return
+        raise ConnectionFailed(
+            f"commands on host {self.name} run as {self.spec.user} (uid {uid or 'unknown'}), "
+            f"not as root\n  next step: set become: true so that gpurun runs them through "
+            f"sudo, or log in as root"
+        )
 
     def _execute(self, argv: list[str], stdin: str | None, timeout: float) -> tuple[int, str, str]:
         try:
@@ -141,14 +211,23 @@ class Host:
     # -- changing ---------------------------------------------------------------------------
 
     def upload(self, local_path: Path, remote_path: str | PurePosixPath) -> None:
-        """Copy a local file to the host, going through a temporary name so it appears whole."""
+        """Copy a local file to the host, going through a temporary name so it appears whole.
+
+        A login that is not root copies into a private folder of its own first, and sudo
+        installs the file from there as root-owned.
+        """
         remote = PurePosixPath(remote_path)
         temporary = remote.with_name(f".{remote.name}.gpurun-part")
         self.run(["mkdir", "-p", str(remote.parent)])
         if self.spec.needs_sudo:
-            staging = f"/tmp/.gpurun-upload-{self.run_id}-{remote.name}"
-            self.machine.upload(str(local_path), staging)
-            self.run(["mv", "-f", staging, str(temporary)])
+            staging = self.run_as_login(["mktemp", "-d", "/tmp/gpurun-upload.XXXXXXXX"])
+            folder = staging.stdout.strip()
+            try:
+                self.machine.upload(str(local_path), f"{folder}/{remote.name}")
+                self.run(["install", "-m", "0644", "-o", "root", "-g", "root", "--",
+                          f"{folder}/{remote.name}", str(temporary)])
+            finally:
+                self.run_as_login(["rm", "-rf", "--", folder], check=False)
         else:
             self.machine.upload(str(local_path), str(temporary))
         self.run(["mv", "-f", str(temporary), str(remote)])

@@ -16,6 +16,7 @@ from gpurun.sandbox.network import allocate_index, create_network, host_address
 from gpurun.sandbox.nspawn import is_container_running, start_container
 from gpurun.sandbox.paths import HostLayout, StateLayout
 from gpurun.sandbox.records import HostRecord, load_record, save_record
+from gpurun.sandbox.rpm_host import make_rpm_host
 from gpurun.sandbox.sandbox_host import SandboxHost
 
 log = logging.getLogger("gpurun.sandbox")
@@ -39,7 +40,12 @@ def _reserved_indexes(state: StateLayout) -> set[int]:
 
 
 def reserve_host(
-    state: StateLayout, name: str, init: str, base_rootfs: Path, inventory_file: Path
+    state: StateLayout,
+    name: str,
+    init: str,
+    base_rootfs: Path,
+    inventory_file: Path,
+    package_tool: str = "dpkg",
 ) -> HostRecord:
     """Give host `name` a number and an address, and write its record before anything is made.
 
@@ -61,6 +67,7 @@ def reserve_host(
             init=init,
             base_rootfs=str(base_rootfs),
             inventory_file=str(inventory_file),
+            package_tool=package_tool,
         )
         save_record(layout.record, record)
     return record
@@ -82,6 +89,8 @@ def start_host(state: StateLayout, record: HostRecord) -> HostRecord:
     )
 
     host_public_key = _personalize_root(layout.root, name, state.client_key)
+    if record.package_tool == "rpm":
+        make_rpm_host(layout.root, name)
     with file_lock(state.lock_file):
         add_known_host(state.known_hosts, record.address, host_public_key)
 

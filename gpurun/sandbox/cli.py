@@ -13,6 +13,7 @@ from gpurun.errors import GpurunError
 from gpurun.sandbox.hosts import down, list_hosts, ssh_argv, up
 from gpurun.sandbox.image import is_base_current
 from gpurun.sandbox.inventory import DEFAULT_INVENTORY
+from gpurun.sandbox.rpm_host import PACKAGE_TOOLS
 
 DEFAULT_HOST = "sbx1"
 
@@ -36,19 +37,30 @@ def sandbox() -> None:
     "--no-systemd", is_flag=True, help="Boot without systemd: tini runs sshd as the only service."
 )
 @click.option(
+    "--package-tool",
+    type=click.Choice(PACKAGE_TOOLS),
+    default="dpkg",
+    show_default=True,
+    help="The package tool of the host: rpm sets up an rpm database that owns the base "
+    "system, as on an RPM distribution, and sets package_format: rpm in the inventory.",
+)
+@click.option(
     "--inventory",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_INVENTORY,
     show_default=True,
     help="Inventory YAML file that the hosts are added to, keeping its other hosts.",
 )
-def up_command(names: tuple[str, ...], no_systemd: bool, inventory: Path) -> None:
+def up_command(
+    names: tuple[str, ...], no_systemd: bool, package_tool: str, inventory: Path
+) -> None:
     """Boot hosts NAMES (default: sbx1), or return them if already running."""
     init = "none" if no_systemd else "systemd"
     with _errors_as_click_messages():
         if not is_base_current():
             click.echo("building the base image first (debootstrap, about a minute)")
-        hosts = up(list(names) or [DEFAULT_HOST], init=init, inventory=inventory)
+        hosts = up(list(names) or [DEFAULT_HOST], init=init, package_tool=package_tool,
+                   inventory=inventory)
 
     for host in hosts:
         click.echo(

@@ -16,6 +16,7 @@ from gpurun.sandbox.locks import file_lock
 from gpurun.sandbox.nspawn import INITS
 from gpurun.sandbox.paths import StateLayout, resolve_state_dir, validate_host_name
 from gpurun.sandbox.records import load_record
+from gpurun.sandbox.rpm_host import PACKAGE_TOOLS
 from gpurun.sandbox.sandbox_host import SandboxHost, host_from_record
 from gpurun.sandbox.teardown import remove_host
 
@@ -62,10 +63,14 @@ def up(
     names: list[str],
     *,
     init: str = "systemd",
+    package_tool: str = "dpkg",
     state_dir: Path | None = None,
     inventory: Path | None = None,
 ) -> list[SandboxHost]:
     """Boot the named hosts and return them once ssh logs in to each (and systemd has booted).
+
+    `package_tool` "rpm" makes each new host stand in for an RPM distribution: rpm gets a
+    database that owns the base system, and the inventory sets package_format: rpm.
 
     A host that is already running is returned unchanged. A leftover of a host that is not
     running is removed first. If any host fails, every host this call started is removed
@@ -75,6 +80,10 @@ def up(
         validate_host_name(name)
     if init not in INITS:
         raise SandboxError(f"invalid sandbox init {init!r}: use one of {', '.join(INITS)}")
+    if package_tool not in PACKAGE_TOOLS:
+        raise SandboxError(
+            f"invalid sandbox package tool {package_tool!r}: use one of {', '.join(PACKAGE_TOOLS)}"
+        )
     _require_control_node_tools()
 
     state = resolve_state_dir(state_dir)
@@ -92,13 +101,16 @@ def up(
             if existing is not None and existing.running:
                 if existing.init != init:
                     log.warning("sandbox %s is already running with init %s", name, existing.init)
+                if existing.package_tool != package_tool:
+                    log.warning("sandbox %s is already running with package tool %s",
+                                name, existing.package_tool)
                 ready[name] = existing
                 continue
             if existing is not None or state.host(name).dir.exists():
                 log.info("removing the stopped sandbox host %s before starting it again", name)
                 remove_host(state, name)
 
-            record = reserve_host(state, name, init, base_rootfs, inventory_file)
+            record = reserve_host(state, name, init, base_rootfs, inventory_file, package_tool)
             new_names.append(name)
             booting.append(start_host(state, record))
 

@@ -30,6 +30,9 @@ PACKAGES = (
     "libseccomp2",
     "libsystemd0",
     "xz-utils",
+    # A host created with package_tool="rpm" installs the toolkit with rpm, standing in for an
+    # RPM distribution, which cannot be downloaded here.
+    "rpm",
 )
 
 SSHD_CONFIG_PATH = "etc/ssh/sshd_config.d/gpurun-sandbox.conf"

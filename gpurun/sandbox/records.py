@@ -21,6 +21,9 @@ class HostRecord:
     inventory_file: str | None = None
     # The base image under the host's overlay root, or "" if unknown.
     base_rootfs: str = ""
+    # The package tool the host installs packages with: "dpkg", or "rpm" for a stand-in of an
+    # RPM distribution.
+    package_tool: str = "dpkg"
 
     def with_pid(self, pid: int | None) -> HostRecord:
         return replace(self, pid=pid)

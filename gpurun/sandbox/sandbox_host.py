@@ -29,6 +29,7 @@ class SandboxHost:
     init: str
     pid: int | None
     running: bool = True
+    package_tool: str = "dpkg"
 
     def ssh_argv(self, command: list[str], *, connect_timeout: int = 10) -> list[str]:
         """Return the ssh command line that runs `command` (an argv list) on this host.
@@ -56,7 +57,7 @@ class SandboxHost:
 
     def inventory_variables(self) -> dict[str, Any]:
         """Return this host's entry for an Ansible-style inventory."""
-        return {
+        variables: dict[str, Any] = {
             "ansible_host": self.address,
             "ansible_port": self.port,
             "ansible_user": self.user,
@@ -64,6 +65,12 @@ class SandboxHost:
             "gpurun_known_hosts_file": str(self.known_hosts_file),
             "gpurun_sandbox_init": self.init,
         }
+        if self.user != "root":
+            variables["ansible_become"] = True
+        if self.package_tool == "rpm":
+            # The host is Debian underneath, so detection from os-release would say deb.
+            variables["package_format"] = "rpm"
+        return variables
 
 
 def host_from_record(state: StateLayout, record: HostRecord) -> SandboxHost:
@@ -79,4 +86,5 @@ def host_from_record(state: StateLayout, record: HostRecord) -> SandboxHost:
         init=record.init,
         pid=record.pid,
         running=is_container_running(record.pid, layout),
+        package_tool=record.package_tool,
     )

@@ -52,6 +52,8 @@ class Step:
     facts: dict[str, Any] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    # The runbook's parameters, as show_header received them (they never hold secrets).
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     def show_header(self, parameters: dict[str, Any]) -> None:
         """Show who runs what, where and when, and the parameters (which never hold secrets)."""
@@ -67,6 +69,7 @@ class Step:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
         }
         show(display.facts_table(f"{self.name} on {self.host.name}", who))
+        self.parameters = dict(parameters)
         show(display.facts_table("Parameters", parameters))
 
     def show_facts(self, facts: dict[str, Any], title: str = "Facts") -> None:

@@ -14,7 +14,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
 CONNECTION = '''# Which host, how to reach it, and which bundle. Secrets never go here:
-# the ssh key is named by its path, and a sudo password is asked for when needed.
+# the ssh key is named by its path. With become, a sudo password (where sudo requires one)
+# is read from the environment variable named by sudo_password_env, or asked for.
 host = "sbx1"
 address = ""
 port = 22
@@ -22,6 +23,7 @@ user = "root"
 key_file = ""
 known_hosts_file = ""
 become = False
+sudo_password_env = ""
 bundle_dir = "bundles/demo"
 bin_dir = "/usr/bin"
 run_id = ""
@@ -33,8 +35,8 @@ from gpurun.steps.common import open_bundle
 
 step = runbook.start(
     "{name}", host=host, address=address, port=port, user=user, key_file=key_file,
-    known_hosts_file=known_hosts_file, become=become, run_id=run_id, plan_only=plan_only,
-    bundle_dir=bundle_dir, bin_dir=bin_dir{extra},
+    known_hosts_file=known_hosts_file, become=become, sudo_password_env=sudo_password_env,
+    run_id=run_id, plan_only=plan_only, bundle_dir=bundle_dir, bin_dir=bin_dir{extra},
 )'''
 
 BUNDLE = ("Check every file of the bundle against its manifest (size and SHA-256) before "
@@ -70,7 +72,7 @@ STEPS = {
         "package format, init system, cgroups, iptables, SELinux, free disk, an existing "
         "Docker, dockerd's configuration and the NVIDIA driver. It judges each one as ok, "
         "warning or blocking for this bundle.\n\n**Changes:** nothing. **Undo:** nothing to undo.",
-        {"package_format": '"auto"'},
+        {"package_format": '"auto"', "replace_existing": "False"},
         [("Read the host's system facts.", "facts = preflight.gather(step, package_format)"),
          ("Judge the facts against the bundle: each finding is ok, warning or blocking.",
           "findings = preflight.judge(step, facts, manifest)")],
@@ -100,16 +102,22 @@ STEPS = {
         "writes containerd.service, docker.socket and docker.service into "
         "/etc/systemd/system naming the binaries by absolute path, checks them with "
         "`systemd-analyze verify`, then enables and starts them and waits for the Docker API."
-        "\n\n**Changes:** the group, three unit files, their enabled and running state. "
-        "**Undo:** the rollback runbook.",
-        {},
-        [("Read the init system, the docker group and each unit's state.",
+        "\n\nOn a host without systemd it starts containerd and dockerd as background "
+        "processes instead, with pid files under /run/gpurun and logs under /var/log/gpurun; "
+        "a daemon that must restart gets SIGTERM and a wait (SIGKILL after the wait only with "
+        "`kill_after_timeout`). Nothing starts them again after a reboot there."
+        "\n\n**Changes:** the group, three unit files, their enabled and running state (or "
+        "the background daemons). **Undo:** the rollback runbook.",
+        {"kill_after_timeout": "False"},
+        [("Read the init system, the docker group and each unit's (or daemon's) state.",
           "units = docker_service.gather(step)"),
          ("Plan the group, the units, daemon-reload, enable and start.",
-          "actions = docker_service.plan(step, bin_dir, units)"),
+          "actions = docker_service.plan(\n    step, bin_dir, units, "
+          "kill_after_timeout=kill_after_timeout\n)"),
          ("Apply the plan.", "step.apply(actions)"),
-         ("Verify: units enabled and active, the socket owned by the docker group, the API "
-          "answers.", "step.verify(docker_service.verify(step))")],
+         ("Verify: units enabled and active (or daemons running from bin_dir), the socket "
+          "owned by the docker group, the API answers.",
+          "step.verify(docker_service.verify(step, bin_dir))")],
     ),
     "nvidia-toolkit": runbook(
         "nvidia-toolkit", "nvidia_toolkit",

@@ -1,4 +1,8 @@
-"""docker-service: the docker group, the three systemd units, enable and start."""
+"""docker-service: the docker group, the three systemd units, enable and start.
+
+On a host without systemd, containerd and dockerd run as managed background processes instead
+(gpurun.steps.background_service).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,19 @@ from gpurun.facts import systemd as systemd_facts
 from gpurun.operations import service
 from gpurun.plan import Action, Check, check, unchanged
 from gpurun.step import Step
+from gpurun.steps import background_service
+from gpurun.steps.background_service import BackgroundFacts
 from gpurun.steps.common import checked_bin_dir
 
+ServiceFacts = dict[str, systemd_facts.UnitFacts] | BackgroundFacts
 
-def gather(step: Step) -> dict[str, systemd_facts.UnitFacts]:
-    """Read the init system, the docker group and the state of each unit."""
+
+def gather(step: Step) -> ServiceFacts:
+    """Read the init system, the docker group and the state of each unit or managed daemon."""
     host = step.host
     init = system_facts.init_system(host)
     if init != "systemd":
-        raise NotImplementedError(
-            f"host {host.name} does not run systemd; starting Docker without systemd is not "
-            f"supported yet, so nothing was changed"
-        )
+        return background_service.gather(step)
     units = {name: systemd_facts.unit(host, name) for name in service.UNITS}
     facts: dict[str, object] = {
         "init system": init,
@@ -30,10 +35,19 @@ def gather(step: Step) -> dict[str, systemd_facts.UnitFacts]:
     return units
 
 
-def plan(step: Step, bin_dir: str, units: dict[str, systemd_facts.UnitFacts]) -> list[Action]:
-    """Return the group, unit, reload, enable and start actions in the order they must run."""
+def plan(
+    step: Step, bin_dir: str, units: ServiceFacts, *, kill_after_timeout: bool = False
+) -> list[Action]:
+    """Return the group, unit, reload, enable and start actions in the order they must run.
+
+    Without systemd: the group, then stopping (SIGTERM and a wait; SIGKILL after the wait
+    only with `kill_after_timeout`) and starting the background daemons.
+    """
     host = step.host
     bin_dir = checked_bin_dir(bin_dir)
+    if isinstance(units, BackgroundFacts):
+        return background_service.plan(step, bin_dir, units,
+                                       kill_after_timeout=kill_after_timeout)
     actions = []
 
     # docker.socket's SocketGroup=docker fails with status 216/GROUP if the group is missing.
@@ -84,9 +98,11 @@ def plan(step: Step, bin_dir: str, units: dict[str, systemd_facts.UnitFacts]) ->
     return actions
 
 
-def verify(step: Step) -> list[Check]:
+def verify(step: Step, bin_dir: str = "/usr/bin") -> list[Check]:
     """Check the units are enabled and active and the API answers on the socket."""
     host = step.host
+    if system_facts.init_system(host) != "systemd":
+        return background_service.verify(step, checked_bin_dir(bin_dir))
     checks = []
     for name in service.UNITS:
         unit = systemd_facts.unit(host, name)

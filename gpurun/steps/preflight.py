@@ -81,8 +81,11 @@ def _package_format(facts: system_facts.SystemFacts, manifest: Manifest) -> Find
 
 def _init_system(facts: system_facts.SystemFacts) -> Finding:
     if facts.init_system != "systemd":
-        return blocking("init system", "systemd is not running",
-                        "hosts without systemd are not supported yet; use a systemd host")
+        return warning("init system",
+                       "systemd is not running: containerd and dockerd will run as background "
+                       "processes that gpurun starts, with pid files in /run/gpurun",
+                       "nothing starts them after a reboot; make the host's entry point run "
+                       "the docker-service runbook again")
     return ok("init system", "systemd")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from gpurun import display
 from gpurun.errors import GpurunError
 from gpurun.host import Host, HostSpec, connect
+from gpurun.host.connection import resolve_login
 from gpurun.step import Step, show
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -47,11 +48,14 @@ def start(
             f"invalid run_id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 64), "
             f"or leave it empty for a new one"
         )
+    # An empty user or port 0 (an inventory without ansible_user or ansible_port) takes what
+    # ssh's configuration gives for the address, which may be a Host alias in ~/.ssh/config.
+    login_user, login_port = resolve_login(address, user, int(port or 0))
     spec = HostSpec(
         name=host,
         address=address,
-        port=int(port),
-        user=user,
+        port=login_port,
+        user=login_user,
         key_file=key_file or None,
         known_hosts_file=known_hosts_file or None,
         become=bool(become),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,8 +105,70 @@ def _ssh_machine(spec: HostSpec) -> BaseMachine:
 
 
 def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    for line in text.splitlines():
-        if "Permission denied" in line or "Host key verification failed" in line:
-            return line.strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    # plumbum keeps what ssh printed in `stderr`; its str() is only "SSH communication failed".
+    stderr = str(getattr(error, "stderr", "") or "")
+    return ssh_failure_reason(stderr or str(error)) or type(error).__name__
+
+
+# Messages ssh prints when a login fails, each with the reason gpurun reports. A changed host key
+# also prints "Host key verification failed", so that entry comes first.
+SSH_FAILURES = (
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "host key changed"),
+    ("Host key verification failed", "host key not trusted (not in known_hosts)"),
+    ("Permission denied", "authentication refused"),
+    ("No route to host", "no route to host"),
+    ("Network is unreachable", "network unreachable"),
+    ("Connection refused", "connection refused"),
+    ("Connection timed out", "connection timed out"),
+    ("Operation timed out", "connection timed out"),
+    ("Could not resolve hostname", "host name not resolved"),
+)
+
+
+def ssh_failure_reason(stderr: str) -> str:
+    """Return the reason an ssh login failed, from what ssh printed: 'no route to host', ..."""
+    for text, reason in SSH_FAILURES:
+        if text in stderr:
+            return reason
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def probe_login(spec: HostSpec, timeout_s: float = 30) -> str | None:
+    """Log in and run `true`; return why that failed, or None when it worked.
+
+    The login also starts the shared ssh connection (ControlMaster) that the steps reuse.
+    """
+    if spec.is_local:
+        return None
+    argv = spec.ssh_argv(["true"])
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                                stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {timeout_s:.0f} s"
+    if result.returncode == 0:
+        return None
+    return ssh_failure_reason(result.stderr) or f"ssh exited with status {result.returncode}"
+
+
+def resolve_login(address: str, user: str, port: int) -> tuple[str, int]:
+    """Return the user and port ssh would use for address, filling unset ones from its config.
+
+    An empty user or port 0 takes what ~/.ssh/config gives for that host (or alias), else ssh's
+    default (the local user, port 22), as Ansible does. `ssh -G` prints that resolution.
+    """
+    if user and port:
+        return user, port
+    argv = ["ssh", "-G", *(["-l", user] if user else []), *(["-p", str(port)] if port else []),
+            "--", address]
+    try:
+        output = subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                                check=True).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise ConnectionFailed(
+            f"cannot read ssh's configuration for {address} (`{shlex.join(argv)}`): {error}\n"
+            f"  next step: set ansible_user and ansible_port for the host, or fix ~/.ssh/config"
+        ) from error
+    resolved = dict(line.split(" ", 1) for line in output.splitlines() if " " in line)
+    return user or resolved.get("user", "root"), port or int(resolved.get("port", "22"))

@@ -26,6 +26,7 @@ BINARY_STEPS = "docker-binaries,docker-service"
 
 
 def run_steps(sandbox_hosts, host, bundle, folder: Path, steps: str, **variables):
+    folder.mkdir(parents=True, exist_ok=True)
     inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(bundle),
                                 **variables)
     result = gpurun_run(inventory, folder / "outputs", "--steps", steps)

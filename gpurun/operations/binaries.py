@@ -70,6 +70,7 @@ def install_binary(host: Host, source: PurePosixPath, target: str) -> FileChange
     backup = host.backup(target_path)
 
     temporary = target_path.with_name(f".{target_path.name}.gpurun-new")
+    host.run(["mkdir", "-p", "--", str(target_path.parent)])
     host.run(["install", "-m", BINARY_MODE, "-o", "root", "-g", "root", "--",
               str(source), str(temporary)])
     host.run(["mv", "-f", "--", str(temporary), str(target_path)])

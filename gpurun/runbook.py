@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import sys
@@ -48,6 +49,9 @@ def start(
             f"invalid run_id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 64), "
             f"or leave it empty for a new one"
         )
+    # The steps of one run share ssh connections; a later run never reuses a connection to
+    # a host that was replaced at the same address since (sandbox hosts are).
+    os.environ.setdefault("GPURUN_SSH_CONTROL_DIR", f"/tmp/gpurun-ssh/{run_id}")
     # An empty user or port 0 (an inventory without ansible_user or ansible_port) takes what
     # ssh's configuration gives for the address, which may be a Host alias in ~/.ssh/config.
     login_user, login_port = resolve_login(address, user, int(port or 0))

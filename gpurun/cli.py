@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from gpurun.bundle.build_cli import build_command
 from gpurun.errors import GpurunError
 from gpurun.inventory import load_inventory, select_hosts
 from gpurun.runbook import new_run_id
@@ -98,13 +99,22 @@ def bundle_demo(out_dir: Path, package_format: str) -> None:
 
 @bundle.command("verify")
 @click.argument("bundle_dir", type=click.Path(path_type=Path))
-def bundle_verify(bundle_dir: Path) -> None:
-    """Check every file of a bundle against its manifest."""
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also check the bundle's signed repository index with this public key "
+                   "(one you trust, not the copy inside the bundle).")
+def bundle_verify(bundle_dir: Path, key_file: Path | None) -> None:
+    """Check every file of a bundle against its manifest and its signed index."""
+    from gpurun.bundle.build_cli import check_with_key
     from gpurun.bundle.manifest import require_valid_bundle
 
     with _errors_as_messages():
         manifest = require_valid_bundle(bundle_dir)
+        if key_file is not None:
+            check_with_key(bundle_dir, key_file)
     click.echo(f"bundle {bundle_dir}: all {len(manifest.files)} files match the manifest")
+
+
+bundle.add_command(build_command)
 
 
 @main.command("demo")

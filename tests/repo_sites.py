@@ -151,6 +151,8 @@ class Faults:
 
     # path -> bytes sent before the connection is dropped, for every GET of that path
     drop_after: dict[str, int] = field(default_factory=dict)
+    # path -> bytes sent before the connection is dropped, for the next GET of that path only
+    drop_once: dict[str, int] = field(default_factory=dict)
     # path -> HTTP status sent instead of the file
     status: dict[str, int] = field(default_factory=dict)
 
@@ -243,7 +245,7 @@ def _handler_for(site: SiteServer) -> type[BaseHTTPRequestHandler]:
             if not send_body:
                 return
 
-            limit = site.faults.drop_after.get(path) if self.command == "GET" else None
+            limit = site.faults.drop_once.pop(path, None) or site.faults.drop_after.get(path)
             if limit is not None and limit < len(body):
                 self.wfile.write(body[:limit])
                 self.wfile.flush()

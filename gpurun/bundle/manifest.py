@@ -130,7 +130,9 @@ def sha256_file(path: Path) -> str:
 def verify_bundle(bundle_dir: Path) -> list[str]:
     """Return one line per problem found, or an empty list when every listed file matches.
 
-    Files that the manifest does not list are allowed. Raises BundleError when the manifest
+    For a bundle with a signed repository index, the signature and the digests it vouches for
+    are checked too (gpurun.bundle.index_chain). Files that the manifest does not list are
+    allowed. Raises BundleError when the manifest
     itself is missing or invalid.
     """
     manifest = load_manifest(bundle_dir)
@@ -140,6 +142,11 @@ def verify_bundle(bundle_dir: Path) -> list[str]:
         problem = _check_file(root, entry)
         if problem:
             problems.append(f"{entry.path}: {problem}")
+    if not problems:
+        # Imported here because the chain check builds on this module's neighbours.
+        from gpurun.bundle.index_chain import check_index_chain
+
+        problems += check_index_chain(root, manifest)
     logger.debug("verified %d files of bundle %s: %d problems",
                  len(manifest.files), bundle_dir, len(problems))
     return problems

@@ -48,6 +48,7 @@ def manifest_from_json(data: object, *, source: Path | str) -> Manifest:
         files=[_parse_file(entry) for entry in top.objects("files")],
         toolkit_install_order=top.text_list("toolkit_install_order"),
         docker_binaries=_parse_docker_binaries(top),
+        sources=_parse_sources(top),
     )
     _check_consistency(manifest, str(source))
     return manifest
@@ -97,6 +98,14 @@ def _parse_docker_binaries(top: _Fields) -> dict[str, str]:
             raise binaries.invalid(name, name, "expected a plain file name as the key")
         result[name] = binaries.sha256(name)
     return result
+
+
+def _parse_sources(top: _Fields) -> dict[str, str]:
+    """Read the optional `sources` object, a map of strings that older manifests lack."""
+    if "sources" not in top.data:
+        return {}
+    sources = top.child("sources")
+    return {key: sources.text(key) for key in sources.data}
 
 
 def _check_consistency(manifest: Manifest, source: str) -> None:

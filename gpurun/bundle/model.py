@@ -20,6 +20,12 @@ KIND_DOCKER_STATIC = "docker-static"
 KIND_TOOLKIT_PACKAGE = "toolkit-package"
 KIND_TOOLKIT_INDEX = "toolkit-index"
 KIND_TEST_IMAGE = "test-image"
+# Kinds written by `gpurun bundle build`. The host steps skip them; `gpurun bundle verify`
+# checks the signed index chain with them.
+KIND_ROOTLESS_EXTRAS = "docker-rootless-extras"
+KIND_SIGNED_INDEX = "signed-index"  # apt InRelease, or yum repomd.xml
+KIND_INDEX_SIGNATURE = "index-signature"  # yum repomd.xml.asc, the detached signature
+KIND_SIGNING_KEY = "signing-key"  # the vendor's public key the build checked the index with
 
 PACKAGE_FORMATS = ("deb", "rpm")
 
@@ -73,6 +79,8 @@ class Manifest:
     toolkit_install_order: list[str] = field(default_factory=list)
     docker_binaries: dict[str, str] = field(default_factory=dict)  # binary name -> SHA-256
     format: int = FORMAT_VERSION
+    # Where the files came from (URLs, the signing key's fingerprint), for the record.
+    sources: dict[str, str] = field(default_factory=dict)
 
     def files_of_kind(self, kind: str) -> list[BundleFile]:
         return [entry for entry in self.files if entry.kind == kind]
@@ -97,7 +105,7 @@ class Manifest:
         return images[0] if images else None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "format": self.format,
             "created": self.created,
             "builder": self.builder,
@@ -109,3 +117,6 @@ class Manifest:
             "toolkit_install_order": list(self.toolkit_install_order),
             "docker_binaries": dict(self.docker_binaries),
         }
+        if self.sources:
+            data["sources"] = dict(self.sources)
+        return data

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gpurun.bundle.repo_model import Relation, RepoIndex, RepoPackage
+from gpurun.bundle.sources import LATEST
 from gpurun.bundle.toolkit_sets import (
     EXCLUDED_PACKAGES,
     PACKAGED_DOCKER,
@@ -22,7 +23,7 @@ from gpurun.bundle.toolkit_sets import (
 from gpurun.bundle.versions import is_pre_release, satisfies, sort_key, upstream_of
 from gpurun.errors import BundleError
 
-LATEST = "latest"
+__all__ = ["LATEST", "Resolution", "resolve_toolkit", "select_toolkit", "toolkit_versions"]
 
 
 @dataclass(frozen=True)

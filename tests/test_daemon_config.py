@@ -90,9 +90,10 @@ def test_parse_dockerd_argv(argv, key, values):
     assert daemon_config.parse_dockerd_argv(argv).options[key] == values
 
 
-def test_debug_flag_takes_no_value():
+def test_boolean_flag_takes_no_value_word():
     command_line = daemon_config.parse_dockerd_argv(["dockerd", "--debug", "fd://"])
-    assert command_line.options["debug"] == [""]
+    assert command_line.options["debug"] == ["true"]
+    assert "fd://" not in sum(command_line.options.values(), [])
 
 
 def test_conflicts_between_flags_and_file():

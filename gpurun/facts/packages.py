@@ -19,8 +19,11 @@ def installed_versions(host: Host, names: list[str], package_format: str) -> dic
     if package_format == "rpm":
         versions = {}
         for name in names:
-            result = host.run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name], check=False)
+            result = host.run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}\\n", name],
+                              check=False)
             if result.ok:
-                versions[name] = result.stdout.strip()
+                # rpm keeps several versions of one name side by side; list them all, so a
+                # host with two never reads as at the bundle's version.
+                versions[name] = ", ".join(result.stdout.split())
         return versions
     raise NotImplementedError(f"package format {package_format!r} is not supported: use deb or rpm")

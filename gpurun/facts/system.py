@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shlex
+import time
 from dataclasses import dataclass
 
 from gpurun.host import Host
@@ -22,8 +24,10 @@ class SystemFacts:
     init_system: str
     cgroup_version: int
     iptables: str | None
+    iptables_provider: str  # e.g. "v1.8.9 (nf_tables) via /usr/sbin/iptables-nft"
     selinux: str
     free_kib: dict[str, int]
+    clock_offset_s: float | None  # host clock minus control node clock
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -68,6 +72,42 @@ def selinux_mode(host: Host) -> str:
     return result.stdout.strip() or "unknown"
 
 
+def iptables_provider(host: Host, path: str | None) -> str:
+    """Return iptables' version, backend (nf_tables or legacy) and the program behind the link."""
+    if path is None:
+        return "not installed"
+    version = host.run([path, "--version"], check=False)
+    target = host.run(["readlink", "-f", path], check=False).stdout.strip()
+    via = f" via {target}" if target and target != path else ""
+    return f"{parse_iptables_version(version.stdout + version.stderr)}{via}"
+
+
+def parse_iptables_version(output: str) -> str:
+    """Return "v1.8.9 (nf_tables)" from `iptables --version`, or the first line as it is."""
+    match = re.search(r"(v[0-9][0-9.]*)(\s*\([a-z_]+\))?", output)
+    if match:
+        return match.group(1) + (match.group(2) or "")
+    lines = output.strip().splitlines()
+    return lines[0] if lines else "version unknown"
+
+
+def clock_offset(host: Host) -> float | None:
+    """Return the host's clock minus this control node's, in seconds (None if unreadable).
+
+    The host's time is compared with the middle of the round trip, so the error is at most
+    half the round trip plus a second of `date +%s` resolution on hosts without %N.
+    """
+    before = time.time()
+    result = host.run(["date", "+%s.%N"], check=False)
+    after = time.time()
+    text = result.stdout.strip().replace(".%N", "").replace(".N", "")
+    try:
+        host_time = float(text)
+    except ValueError:
+        return None
+    return round(host_time - (before + after) / 2, 1)
+
+
 def free_space_kib(host: Host, paths: list[str]) -> dict[str, int]:
     """Return the free KiB of the filesystem holding each path (or its nearest parent)."""
     free = {}
@@ -86,6 +126,7 @@ def gather(host: Host, package_format: str = "auto") -> SystemFacts:
     detected = package_format_for(
         os_release, host.which("dpkg-query") is not None, host.which("rpm") is not None
     )
+    iptables = host.which("iptables")
     return SystemFacts(
         arch=host.run(["uname", "-m"]).stdout.strip(),
         kernel=host.run(["uname", "-r"]).stdout.strip(),
@@ -95,7 +136,9 @@ def gather(host: Host, package_format: str = "auto") -> SystemFacts:
         package_format=detected if package_format == "auto" else package_format,
         init_system=init_system(host),
         cgroup_version=cgroup_version(host),
-        iptables=host.which("iptables"),
+        iptables=iptables,
+        iptables_provider=iptables_provider(host, iptables),
         selinux=selinux_mode(host),
         free_kib=free_space_kib(host, ["/var/lib/gpurun", "/var/lib/docker"]),
+        clock_offset_s=clock_offset(host),
     )

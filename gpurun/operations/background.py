@@ -136,7 +136,7 @@ def stop(
     assert found.pid is not None
 
     host.run(["kill", "-TERM", str(found.pid)])
-    if _wait_for_exit(host, found.pid, timeout):
+    if wait_for_exit(host, found.pid, timeout):
         _after_exit(host, daemon, found)
         return
     if not kill_after_timeout:
@@ -146,7 +146,7 @@ def stop(
             f"step again to wait longer, or allow SIGKILL with kill_after_timeout"
         )
     host.run(["kill", "-KILL", str(found.pid)])
-    if not _wait_for_exit(host, found.pid, 10):
+    if not wait_for_exit(host, found.pid, 10):
         raise GpurunError(f"{daemon.name} (pid {found.pid}) on host {host.name} survived SIGKILL")
     _after_exit(host, daemon, found, killed=True)
 
@@ -248,7 +248,7 @@ def _wait_until_running(host: Host, daemon: Daemon) -> processes.PidFileFacts:
         time.sleep(0.5)
 
 
-def _wait_for_exit(host: Host, pid: int, timeout: float) -> bool:
+def wait_for_exit(host: Host, pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # kill -0 fails once the pid is gone; a zombie counts as gone.

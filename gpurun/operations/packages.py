@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from gpurun.errors import BundleError
+from gpurun.errors import BundleError, GpurunError
 from gpurun.host import Host
 from gpurun.host.changes import FileChange
 
@@ -66,3 +66,29 @@ def install(
         host.record_change(change)
         changes.append(change)
     return changes
+
+
+def require_runtime_binaries(host: Host, binaries: list[str]) -> None:
+    """Check that each binary is on the host's PATH and runs `--version`; raise if not.
+
+    A forced install (dependency checks off) may leave out a package that ships one of them,
+    so the step checks at once instead of leaving the runtime broken until verify.
+    """
+    problems = []
+    for binary in binaries:
+        path = host.which(binary)
+        if path is None:
+            problems.append(f"{binary}: not found on PATH")
+            continue
+        result = host.run([path, "--version"], check=False, timeout=30)
+        if not result.ok:
+            output = (result.stderr or result.stdout).strip().splitlines()
+            problems.append(f"{path} --version exited {result.exit_code}"
+                            + (f": {output[0]}" if output else ""))
+    if problems:
+        raise GpurunError(
+            f"after the forced install on host {host.name}, the nvidia runtime is incomplete:\n  "
+            + "\n  ".join(problems)
+            + "\n  next step: add the missing packages to the bundle (their dependency was "
+              "skipped by allow_forced_install), then run the step again"
+        )

@@ -7,13 +7,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gpurun.bundle.manifest import Manifest
-from gpurun.errors import PreflightError
 from gpurun.facts import docker as docker_facts
+from gpurun.facts import existing_docker as existing_facts
 from gpurun.host import Host
 from gpurun.operations import binaries
 from gpurun.operations.bundle_files import ensure_uploaded
 from gpurun.plan import Action, Check, check, unchanged
 from gpurun.step import Step
+from gpurun.steps import existing_docker
 from gpurun.steps.common import checked_bin_dir, require_matching_arch
 
 
@@ -21,11 +22,13 @@ def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_fac
     """Read the installed binaries and any other Docker on the host."""
     host = step.host
     installed = docker_facts.installed_binaries(host, checked_bin_dir(bin_dir))
-    packaged = docker_facts.packaged_docker(host)
+    existing = existing_facts.gather(host, checked_bin_dir(bin_dir), manifest.docker_binaries)
     facts: dict[str, Any] = {
         "arch": host.run(["uname", "-m"]).stdout.strip(),
         "bundle docker version": manifest.docker_version,
-        "packaged docker": packaged or "none",
+        "packaged docker": existing.packages or "none",
+        "Docker in the way": existing.conflicts() or "none",
+        "other Docker left in place": existing.leftovers() or "none",
     }
     for name, found in installed.items():
         wanted = manifest.docker_binaries.get(name)
@@ -33,7 +36,7 @@ def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_fac
             "as in bundle" if found.sha256 == wanted else "differs from bundle")
         facts[found.path] = f"{state}, mode {found.mode or '-'}, owner {found.owner or '-'}"
     step.show_facts(facts)
-    step.facts["packaged_docker"] = packaged
+    step.facts["existing_docker"] = existing
     return installed
 
 
@@ -50,23 +53,18 @@ def plan(
     host = step.host
     bin_dir = checked_bin_dir(bin_dir)
     require_matching_arch(host, step.facts["arch"], manifest)
-    packaged = step.facts.get("packaged_docker") or {}
-    if packaged and not replace_existing:
-        names = ", ".join(f"{name} {version}" for name, version in packaged.items())
-        raise PreflightError(
-            f"host {host.name} already has a packaged Docker ({names}); installing the static "
-            f"binaries beside it would start a second daemon on the same data\n"
-            f"  next step: remove the package, or set replace_existing: true to let gpurun "
-            f"stop and disable its service first"
-        )
+    # Any Docker gpurun did not install is stopped first (with consent), so the binaries
+    # never replace those of a running daemon that gpurun does not manage.
+    existing = step.facts.get("existing_docker") or existing_facts.ExistingDocker()
+    actions = existing_docker.actions(host, existing, replace_existing)
 
     staged = _stager(host, manifest, Path(bundle_dir))
-    actions = []
+    installs = []
     for name, found in installed.items():
         wanted = manifest.docker_binaries[name]
         if found.sha256 != wanted:
             reason = "not installed" if found.sha256 is None else "content differs from bundle"
-            actions.append(Action(
+            installs.append(Action(
                 target=found.path,
                 change=f"install {name} from docker-{manifest.docker_version}.tgz",
                 reason=reason,
@@ -74,20 +72,20 @@ def plan(
                     host, staged() / name, path),
             ))
         elif (found.mode, found.owner) != (binaries.BINARY_MODE, binaries.ROOT_OWNER):
-            actions.append(Action(
+            installs.append(Action(
                 target=found.path,
                 change="set mode 0755, owner root",
                 reason=f"mode {found.mode}, owner {found.owner}",
                 apply=lambda path=found.path: binaries.fix_mode(host, path),
             ))
         else:
-            actions.append(unchanged(found.path, "installed with the bundle's SHA-256, 0755 root"))
+            installs.append(unchanged(found.path, "installed with the bundle's SHA-256, 0755 root"))
 
-    if any(action.needed for action in actions):
+    if any(action.needed for action in installs):
         staging = str(host.run_dir / "staging")
-        actions.append(Action(staging, "remove the unpacked tarball", "binaries installed",
-                              lambda: host.run(["rm", "-rf", "--", staging])))
-    return actions
+        installs.append(Action(staging, "remove the unpacked tarball", "binaries installed",
+                               lambda: host.run(["rm", "-rf", "--", staging])))
+    return actions + installs
 
 
 def _stager(host: Host, manifest: Manifest, bundle_dir: Path):

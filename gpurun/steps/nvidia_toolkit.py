@@ -59,6 +59,8 @@ def plan(
             packages.reject_protected_files(host, path, manifest.package_format)
         packages.install(host, uploaded, [p.name for p in bundle_packages], installed, wanted,
                          manifest.package_format, allow_forced_install)
+        if allow_forced_install:
+            packages.require_runtime_binaries(host, RUNTIME_BINARIES)
 
     # All packages go into one transaction so dpkg or rpm orders them and checks the set.
     names = ", ".join(f"{p.name} {p.version}" for p in stale)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from gpurun import daemon_config
+from pathlib import Path
+
+from gpurun import display
 from gpurun.bundle.archs import normalize_arch
-from gpurun.bundle.manifest import Manifest
-from gpurun.errors import BundleError, ConfigError, PreflightError
-from gpurun.facts import docker as docker_facts
+from gpurun.bundle.manifest import Manifest, load_manifest
+from gpurun.errors import BundleError, PreflightError
+from gpurun.facts import existing_docker as existing_facts
+from gpurun.facts import kernel as kernel_facts
 from gpurun.facts import nvidia as nvidia_facts
 from gpurun.facts import system as system_facts
-from gpurun.facts import systemd as systemd_facts
+from gpurun.operations.bundle_files import HOST_BUNDLE_DIR
 from gpurun.step import Step, show
-from gpurun import display
+from gpurun.steps import existing_docker, host_findings
+from gpurun.steps.dockerd_findings import read_dockerd_config
 from gpurun.steps.findings import Finding, blocking, ok, warning
-
-# libnvidia-container supports cgroup v2 from version 1.8.0 on.
-CGROUP_V2_MIN_TOOLKIT = (1, 8, 0)
-KIB_PER_MIB = 1024
+from gpurun.steps.runtime import rootless_refusal
 
 
 def gather(step: Step, package_format: str = "auto") -> system_facts.SystemFacts:
@@ -25,22 +26,45 @@ def gather(step: Step, package_format: str = "auto") -> system_facts.SystemFacts
     return facts
 
 
-def judge(step: Step, facts: system_facts.SystemFacts, manifest: Manifest) -> list[Finding]:
+def judge(step: Step, facts: system_facts.SystemFacts, manifest: Manifest,
+          *, rootless_user: str = "") -> list[Finding]:
     """Return every finding about this host and bundle, and show them as a table."""
     host = step.host
+    kernel = kernel_facts.gather(host)
+    driver = nvidia_facts.gather(host)
+    dockerd = read_dockerd_config(host)
+    bundle_dir = str(HOST_BUNDLE_DIR.parent)
+    free_kib = system_facts.free_space_kib(host, [bundle_dir, dockerd.data_root])
+    step.show_facts({
+        "kernel modules": kernel.modules,
+        "module sources": kernel.sources,
+        "NVIDIA driver": driver.state,
+        "nvidia-smi output": driver.smi_output or "none",
+        "dockerd config file": dockerd.path,
+        "dockerd command line": " ".join(dockerd.command_line.argv),
+        "dockerd data root": dockerd.data_root,
+    }, "Kernel, driver and dockerd facts")
+
     findings = [
         _arch(facts, manifest),
         _package_format(facts, manifest),
         _init_system(facts),
-        _cgroups(facts, manifest),
-        _selinux(facts),
-        _disk(facts, manifest),
-        _driver(nvidia_facts.gather(host)),
+        host_findings.kernel_version(kernel),
+        *host_findings.kernel_modules(kernel, facts.iptables_provider, manifest.docker_version,
+                                      dockerd.iptables_disabled),
+        host_findings.cgroups(facts.cgroup_version, manifest),
+        host_findings.iptables(facts.iptables, facts.iptables_provider,
+                               dockerd.iptables_disabled),
+        host_findings.selinux(facts.selinux),
+        host_findings.driver(driver),
+        *host_findings.disk(free_kib, bundle_dir, dockerd.data_root, manifest),
+        host_findings.clock(facts.clock_offset_s),
         *_existing_docker(step),
+        *dockerd.findings,
     ]
-    config, command_line, config_findings = _docker_config(step)
-    findings += config_findings
-    findings.append(_iptables(facts, config, command_line))
+    if rootless_user:
+        findings.append(blocking("rootless Docker", rootless_refusal(host.name, rootless_user)
+                                 .split("\n")[0], "leave rootless_user empty"))
 
     step.facts["findings"] = [vars(f) for f in findings]
     rows = [(f.level, f.check, f.detail, f.next_step) for f in findings]
@@ -89,99 +113,10 @@ def _init_system(facts: system_facts.SystemFacts) -> Finding:
     return ok("init system", "systemd")
 
 
-def _cgroups(facts: system_facts.SystemFacts, manifest: Manifest) -> Finding:
-    version = _version_tuple(manifest.toolkit_version)
-    if facts.cgroup_version == 2 and version < CGROUP_V2_MIN_TOOLKIT:
-        return blocking("cgroups", f"cgroup v2 with libnvidia-container {manifest.toolkit_version}",
-                        "use toolkit 1.8.0 or newer, which supports cgroup v2")
-    return ok("cgroups", f"cgroup v{facts.cgroup_version}")
-
-
-def _selinux(facts: system_facts.SystemFacts) -> Finding:
-    if facts.selinux == "Enforcing":
-        return warning("SELinux", "enforcing: GPU containers may be denied the device nodes",
-                       "GPU containers may need `--security-opt label=disable`, or a policy for "
-                       "the NVIDIA devices; gpurun never turns SELinux off")
-    return ok("SELinux", facts.selinux)
-
-
-def _disk(facts: system_facts.SystemFacts, manifest: Manifest) -> Finding:
-    # The bundle is uploaded and the tarball unpacked beside it: about three times its size.
-    needed_kib = 3 * sum(f.size for f in manifest.files) // 1024
-    free = facts.free_kib.get("/var/lib/gpurun")
-    if free is None:
-        return warning("disk space", "could not read free space of /var/lib/gpurun",
-                       "check `df -h /var/lib` on the host")
-    if free < needed_kib:
-        return blocking("disk space",
-                        f"{free // KIB_PER_MIB} MiB free for /var/lib/gpurun, "
-                        f"{needed_kib // KIB_PER_MIB} MiB needed",
-                        "free space under /var/lib")
-    return ok("disk space", f"{free // KIB_PER_MIB} MiB free, {needed_kib // KIB_PER_MIB} MiB needed")
-
-
-def _driver(driver: nvidia_facts.DriverFacts) -> Finding:
-    if not driver.driver_loaded:
-        return warning("NVIDIA driver", driver.summary,
-                       "Docker and the toolkit install anyway; containers get GPUs only after "
-                       "the driver is installed and loaded")
-    return ok("NVIDIA driver", driver.summary)
-
-
 def _existing_docker(step: Step) -> list[Finding]:
-    packaged = docker_facts.packaged_docker(step.host)
-    if packaged:
-        names = ", ".join(f"{k} {v}" for k, v in packaged.items())
-        return [blocking("existing Docker", f"packaged Docker installed: {names}",
-                         "remove the package first; replacing it is not supported yet")]
-    pids = docker_facts.dockerd_pids(step.host)
-    detail = f"dockerd running (pid {', '.join(map(str, pids))})" if pids else "none running"
-    return [ok("existing Docker", detail)]
-
-
-def _docker_config(step: Step):
-    """Return daemon.json, dockerd's command line and the findings about the two together."""
-    host = step.host
-    commands = systemd_facts.exec_start(host, "docker.service")
-    command_line = daemon_config.parse_dockerd_argv(commands[-1] if commands else ["dockerd"])
-    path = daemon_config.config_file_path(command_line)
-    try:
-        config = daemon_config.parse_daemon_json(host.read_text(path), path, host.name)
-    except ConfigError as error:
-        return {}, command_line, [blocking("daemon.json", str(error).splitlines()[0],
-                                           f"fix {path} by hand; gpurun never rewrites a file "
-                                           f"it cannot parse")]
-    findings = []
-    for key in daemon_config.conflicts(config, command_line):
-        findings.append(blocking(
-            "dockerd option set twice",
-            f"{key} is in {path} and on the docker.service command line "
-            f"({' '.join(command_line.argv)})",
-            "remove one of the two; dockerd refuses to start with both"))
-    defined = set(config.get("runtimes", {})) | set(command_line.runtimes()) | {"runc"}
-    default = config.get("default-runtime") or command_line.value("default-runtime")
-    if default and default not in defined:
-        findings.append(warning(
-            "default runtime", f"default-runtime {default!r} is not a defined runtime",
-            "the runtime step defines it; until then dockerd rejects the configuration"))
-    if not findings:
-        findings.append(ok("dockerd configuration", f"{path}: {len(config)} key(s), no conflicts"))
-    return config, command_line, findings
-
-
-def _iptables(facts, config, command_line) -> Finding:
-    disabled = config.get("iptables") is False or command_line.value("iptables") == "false"
-    if facts.iptables is None and not disabled:
-        return blocking("iptables", "iptables not found on PATH",
-                        "install iptables; dockerd needs it for its default bridge network "
-                        "(or set \"iptables\": false in daemon.json if you manage the firewall)")
-    return ok("iptables", facts.iptables or "not needed: iptables disabled for dockerd")
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    numbers = []
-    for part in version.split("-")[0].split("."):
-        if not part.isdigit():
-            break
-        numbers.append(int(part))
-    return tuple(numbers)
+    """Return the findings about a Docker gpurun did not install: packaged, static, running, snap."""
+    bin_dir = step.parameters.get("bin_dir") or "/usr/bin"
+    bundle_dir = step.parameters.get("bundle_dir") or ""
+    bundle_binaries = load_manifest(Path(bundle_dir)).docker_binaries if bundle_dir else {}
+    existing = existing_facts.gather(step.host, bin_dir.rstrip("/") or "/", bundle_binaries)
+    return existing_docker.findings(existing, bool(step.parameters.get("replace_existing")))

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from gpurun.bundle.archs import deb_arch, rpm_arch
+from gpurun.demo import build_standin_debs, build_standin_rpms
 from gpurun.demo.apt_index import write_packages_index
 
 # Names in Docker's static tarballs (docker-27.x).
@@ -172,8 +174,8 @@ class SiteServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def gets(self, path_end: str) -> list[str]:
         """Return the Range header of each GET whose path ends with `path_end`."""
@@ -260,3 +262,40 @@ def _handler_for(site: SiteServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
     return Handler
+
+
+@dataclass(frozen=True)
+class Sites:
+    """The two stand-in sites' folders and the keys of the test."""
+
+    docker: Path
+    nvidia: Path
+    key: SigningKey  # signs the NVIDIA site
+    other_key: SigningKey  # signs nothing there, for tests of a wrong key
+
+
+@contextmanager
+def standin_sites(root: Path, arch: str, docker_version: str,
+                  docker_tarball: Path | None = None) -> Iterator[Sites]:
+    """Build both stand-in sites under `root`: Docker's and NVIDIA's (signed, 1.17.1 and 1.17.2).
+
+    The Docker tarball is `docker_tarball`, or copies of /bin/true under Docker's names. The yum
+    side is there only where rpmbuild and createrepo_c are.
+    """
+    with signing_key(root / "key") as key, signing_key(root / "other", "someone else") as other:
+        docker = root / "docker-site"
+        tarball = docker_tarball or docker_tarball_bytes(Path("/bin/true"))
+        make_docker_site(docker, docker_version, arch, tarball)
+        rootless = docker / "linux" / "static" / "stable" / arch / \
+            f"docker-rootless-extras-{docker_version}.tgz"
+        rootless.write_bytes(docker_tarball_bytes(
+            Path("/bin/true"), "docker-rootless-extras", ("rootlesskit", "dockerd-rootless.sh")))
+
+        nvidia = root / "nvidia-site"
+        debs = build_standin_debs(root / "debs", version="1.17.1-1", arch=arch)
+        debs += build_standin_debs(root / "debs", version="1.17.2-1", arch=arch)
+        make_apt_repo(nvidia, debs, deb_arch(arch), key)
+        if shutil.which("rpmbuild") and shutil.which("createrepo_c"):
+            rpms = build_standin_rpms(root / "rpms", version="1.17.2-1", arch=arch)
+            make_yum_repo(nvidia, rpms, rpm_arch(arch), key)
+        yield Sites(docker, nvidia, key, other)

@@ -9,24 +9,23 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from repo_sites import (
     DOCKER_BINARIES,
-    SigningKey,
+    Sites,
     SiteServer,
     clearsign,
     docker_tarball_bytes,
     make_apt_repo,
     make_docker_site,
-    make_yum_repo,
     release_text,
-    signing_key,
+    standin_sites,
 )
 
-from gpurun.bundle.archs import deb_arch, local_arch, rpm_arch
+from gpurun.bundle.archs import deb_arch, local_arch
 from gpurun.bundle.build import BuildRequest, build_bundle
 from gpurun.bundle.manifest import (
     KIND_DOCKER_STATIC,
@@ -44,7 +43,6 @@ from gpurun.bundle.model import (
     KIND_SIGNED_INDEX,
     KIND_SIGNING_KEY,
 )
-from gpurun.demo import build_standin_debs, build_standin_rpms
 from gpurun.errors import BundleError
 
 pytestmark = pytest.mark.skipif(
@@ -58,35 +56,10 @@ MODERN_SET = ["libnvidia-container1", "libnvidia-container-tools",
               "nvidia-container-toolkit-base", "nvidia-container-toolkit"]
 
 
-@dataclass(frozen=True)
-class Sites:
-    """The two stand-in sites' folders and the key that signs the NVIDIA one."""
-
-    docker: Path
-    nvidia: Path
-    key: SigningKey
-    other_key: SigningKey
-
-
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
-    root = tmp_path_factory.mktemp("sites")
-    with signing_key(root / "key") as key, signing_key(root / "other", "someone else") as other:
-        docker = root / "docker-site"
-        make_docker_site(docker, DOCKER_VERSION, ARCH, docker_tarball_bytes(Path("/bin/true")))
-        rootless = docker / "linux" / "static" / "stable" / ARCH / \
-            f"docker-rootless-extras-{DOCKER_VERSION}.tgz"
-        rootless.write_bytes(docker_tarball_bytes(
-            Path("/bin/true"), "docker-rootless-extras", ("rootlesskit", "dockerd-rootless.sh")))
-
-        nvidia = root / "nvidia-site"
-        debs = build_standin_debs(root / "debs", version="1.17.1-1", arch=ARCH)
-        debs += build_standin_debs(root / "debs", version="1.17.2-1", arch=ARCH)
-        make_apt_repo(nvidia, debs, deb_arch(ARCH), key)
-        if shutil.which("rpmbuild") and shutil.which("createrepo_c"):
-            rpms = build_standin_rpms(root / "rpms", version="1.17.2-1", arch=ARCH)
-            make_yum_repo(nvidia, rpms, rpm_arch(ARCH), key)
-        yield Sites(docker, nvidia, key, other)
+    with standin_sites(tmp_path_factory.mktemp("sites"), ARCH, DOCKER_VERSION) as made:
+        yield made
 
 
 @pytest.fixture()

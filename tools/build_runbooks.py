@@ -70,13 +70,16 @@ STEPS = {
     "preflight": runbook(
         "preflight", "preflight",
         "# Preflight\n\nConnects to the host and reads its facts: CPU architecture, OS and "
-        "package format, init system, cgroups, iptables, SELinux, free disk, an existing "
-        "Docker, dockerd's configuration and the NVIDIA driver. It judges each one as ok, "
-        "warning or blocking for this bundle.\n\n**Changes:** nothing. **Undo:** nothing to undo.",
-        {"package_format": '"auto"', "replace_existing": "False"},
+        "package format, init system, the kernel and the modules Docker needs, cgroups, "
+        "iptables, SELinux, free disk for the bundle and dockerd's data root, the clock "
+        "against this control node, an existing Docker, dockerd's configuration (its config "
+        "file and its command line together) and the NVIDIA driver. It judges each one as "
+        "ok, warning or blocking for this bundle. Rootless Docker (`rootless_user`) is not "
+        "supported and blocks.\n\n**Changes:** nothing. **Undo:** nothing to undo.",
+        {"package_format": '"auto"', "replace_existing": "False", "rootless_user": '""'},
         [("Read the host's system facts.", "facts = preflight.gather(step, package_format)"),
          ("Judge the facts against the bundle: each finding is ok, warning or blocking.",
-          "findings = preflight.judge(step, facts, manifest)")],
+          "findings = preflight.judge(step, facts, manifest, rootless_user=rootless_user)")],
     ),
     "docker-binaries": runbook(
         "docker-binaries", "docker_binaries",
@@ -139,19 +142,26 @@ STEPS = {
     ),
     "runtime": runbook(
         "runtime", "runtime",
-        "# The nvidia runtime\n\nReads dockerd's effective command line (unit and drop-ins) "
-        "and its daemon.json, registers the `nvidia` runtime in daemon.json (merged: every "
-        "other key stays) and makes it the default if asked, checks the result against "
-        "dockerd's rules, reloads dockerd and confirms with `docker info`. If dockerd does not "
-        "take it, the old file is put back.\n\n**Changes:** daemon.json. **Undo:** the rollback "
-        "runbook restores the backup.",
-        {"set_default_runtime": "True", "runtime_config": '"daemon.json"'},
+        "# The nvidia runtime\n\nReads dockerd's effective command line (the unit, every "
+        "drop-in and the environment files it expands) and its config file, then registers "
+        "the `nvidia` runtime, and makes it the default if `set_default_runtime` is set (else "
+        "the default goes back to runc). `runtime_config` picks the one place: `daemon.json` "
+        "(merged, every other key kept) or `flags` (`--add-runtime` and `--default-runtime` "
+        "in gpurun's drop-in docker.service.d/zz-gpurun-runtime.conf); switching empties the "
+        "other place. The result is checked against dockerd's rules (`dockerd --validate` "
+        "where dockerd has it) before anything is written, applied with a reload where "
+        "dockerd can reload it and a restart where it must, and confirmed with `docker info`. "
+        "If dockerd does not show it, the old files are put back and dockerd restarted with "
+        "them.\n\n**Changes:** daemon.json and gpurun's drop-in. **Undo:** the rollback "
+        "runbook restores the backups.",
+        {"set_default_runtime": "True", "runtime_config": '"daemon.json"', "rootless_user": '""'},
         [("Read dockerd's command line, its config file and what `docker info` reports.",
           "facts = runtime.gather(step)"),
-         ("Plan the daemon.json change.",
+         ("Plan the change: what moves where, checked against dockerd's rules.",
           "actions = runtime.plan(\n    step, facts, set_default=set_default_runtime, "
-          "runtime_config=runtime_config\n)"),
-         ("Apply: write daemon.json atomically after a backup, reload dockerd, confirm.",
+          "runtime_config=runtime_config,\n    rootless_user=rootless_user,\n)"),
+         ("Apply: validate, write the files atomically after a backup, reload or restart "
+          "dockerd, confirm with `docker info`.",
           "step.apply(actions)"),
          ("Verify with `docker info`.",
           "step.verify(runtime.verify(step, set_default=set_default_runtime))")],

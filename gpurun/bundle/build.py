@@ -81,7 +81,9 @@ class BuildRequest:
     rootless_extras: bool = False
     docker_sha256: str | None = None  # pins the tarball, which Docker publishes no digest for
     rootless_extras_sha256: str | None = None
-    test_image: Path | None = None  # a `docker save` archive
+    # A `docker save` archive. NOTE: pulling the test image from a registry mirror is not
+    # implemented; save it with Docker on the connected machine first.
+    test_image: Path | None = None
     progress: bool = True
 
 

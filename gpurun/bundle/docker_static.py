@@ -34,7 +34,7 @@ class TarballContents:
 def read_tarball(path: Path, folder: str) -> TarballContents:
     """List the files under `folder`/ in a .tgz, rejecting links, devices and unsafe names.
 
-    Raises BundleError naming the tarball when it cannot be read or holds something else.
+    Raises BundleError naming the tarball when it cannot be read or contains something else.
     """
     files: dict[str, str] = {}
     arches: dict[str, str] = {}
@@ -46,8 +46,8 @@ def read_tarball(path: Path, folder: str) -> TarballContents:
                     continue
                 if len(name.parts) != 2 or name.parts[0] != folder or not member.isfile():
                     raise BundleError(
-                        f"{path} holds {member.name!r} ({_kind(member)}), but a Docker static "
-                        f"tarball holds only regular files directly under {folder}/"
+                        f"{path} contains {member.name!r} ({_kind(member)}), but a Docker static "
+                        f"tarball contains only regular files directly under {folder}/"
                         "\n  next step: check the mirror; the file is not Docker's tarball"
                     )
                 handle = tar.extractfile(member)
@@ -65,7 +65,7 @@ def read_tarball(path: Path, folder: str) -> TarballContents:
         raise BundleError(f"{path} is not a readable .tgz file ({error})"
                           "\n  next step: delete it and run the build again") from error
     if not files:
-        raise BundleError(f"{path} holds no files under {folder}/"
+        raise BundleError(f"{path} contains no files under {folder}/"
                           "\n  next step: check the mirror; the file is not Docker's tarball")
     return TarballContents(folder=folder, files=files, elf_arches=arches)
 

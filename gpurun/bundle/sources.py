@@ -1,4 +1,4 @@
-"""Where a bundle's files come from: the download sites' folder layouts below a mirror base URL.
+"""The download sites' folder layouts below a mirror base URL, where a bundle's files come from.
 
 A mirror (a company mirror, or a public one) must keep the upstream layout:
 - Docker: `<docker base>/linux/static/stable/<arch>/docker-<version>.tgz`, and

@@ -45,7 +45,7 @@ class SandboxHosts:
         self.inventory = inventory
         self._started: dict[str, SandboxHost] = {}
 
-    def start(self, name: str, init: str = "systemd") -> SandboxHost:
+    def start(self, name: str, init: str = "systemd", package_tool: str = "dpkg") -> SandboxHost:
         """Boot host RUN_PREFIX + `name` and return it once ssh logs in."""
         full_name = RUN_PREFIX + name
         # A host of this name that this session did not start was left by a crashed run with
@@ -55,7 +55,7 @@ class SandboxHosts:
         )
         if is_leftover:
             down([full_name])
-        [host] = up([full_name], init=init, inventory=self.inventory)
+        [host] = up([full_name], init=init, package_tool=package_tool, inventory=self.inventory)
         self._started[full_name] = host
         return host
 
@@ -100,4 +100,17 @@ def demo_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("the demo bundle needs apt-get and dpkg-deb (a Debian machine)")
     folder = tmp_path_factory.mktemp("bundle") / "demo"
     build_demo_bundle(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_rpm_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the demo bundle with the stand-in toolkit as rpm packages, built once per session."""
+    from gpurun.demo import build_demo_bundle
+
+    missing = [tool for tool in ("apt-get", "rpmbuild") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the rpm demo bundle needs {', '.join(missing)} (apt-get install rpm)")
+    folder = tmp_path_factory.mktemp("bundle-rpm") / "demo"
+    build_demo_bundle(folder, package_format="rpm")
     return folder

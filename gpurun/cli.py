@@ -11,9 +11,9 @@ import click
 
 from gpurun.bundle.build_cli import build_command
 from gpurun.errors import GpurunError
-from gpurun.inventory import load_inventory, select_hosts
-from gpurun.runbook import new_run_id
-from gpurun.runner import HostRun, check_variables, declared_parameters, run_hosts, runbooks_dir
+from gpurun.fleet import run_inventory
+from gpurun.progress import summary_lines
+from gpurun.runner import HostRun
 from gpurun.sandbox.cli import sandbox
 from gpurun.steps import STEP_NAMES
 
@@ -45,37 +45,28 @@ main.add_command(sandbox)
 @click.option("--steps", multiple=True, help=f"Steps to run, comma-separated, from: "
               f"{', '.join(STEP_NAMES)} (default: all, in that order).")
 @click.option("--parallel", default=1, show_default=True, help="Hosts to run at the same time.")
-@click.option("--plan", "plan_only", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--plan", "plan_only", is_flag=True, help="Show what each step would change; "
+              "change nothing. The run id ends in -plan.")
+@click.option("--resume", default="", metavar="RUN-ID", help="Continue each host that failed "
+              "in run RUN-ID from its failed step, under a new run id.")
 @click.option("--outputs", default=Path("outputs"), type=click.Path(path_type=Path),
               show_default=True, help="Folder for the executed notebooks and run.json files.")
 @click.option("--run-id", default="", help="Id of this run (default: a new time-based id).")
 @click.option("--bundle", "bundle_dir", default=None, help="Bundle folder for every host "
               "(default: each host's bundle_dir variable).")
 def run_command(inventory_file: Path, hosts: tuple[str, ...], groups: tuple[str, ...],
-                steps: tuple[str, ...], parallel: int, plan_only: bool, outputs: Path,
-                run_id: str, bundle_dir: str | None) -> None:
-    """Run the runbooks for each host of the inventory through papermill."""
+                steps: tuple[str, ...], parallel: int, plan_only: bool, resume: str,
+                outputs: Path, run_id: str, bundle_dir: str | None) -> None:
+    """Run the runbooks for each host of the inventory through papermill.
+
+    Exit status: 0 when every host succeeded, 1 when any host failed, 2 when the run could not
+    start (an invalid inventory, option or bundle).
+    """
     with _errors_as_messages():
         records = run_inventory(inventory_file, _split(hosts), _split(groups), _split(steps),
-                                parallel, plan_only, outputs, run_id, bundle_dir)
+                                parallel, plan_only, outputs, run_id, bundle_dir, resume=resume)
     _print_summary(records, outputs)
     sys.exit(0 if all(r.succeeded for r in records) else 1)
-
-
-def run_inventory(inventory_file: Path, hosts: list[str], groups: list[str], steps: list[str],
-                  parallel: int, plan_only: bool, outputs: Path, run_id: str,
-                  bundle_dir: str | None) -> list[HostRun]:
-    unknown = [s for s in steps if s not in STEP_NAMES]
-    if unknown:
-        raise GpurunError(f"unknown step {', '.join(unknown)}: use {', '.join(STEP_NAMES)}")
-    inventory = load_inventory(inventory_file)
-    selected = select_hosts(inventory, hosts, groups, inventory_file)
-    declared = declared_parameters(runbooks_dir(), STEP_NAMES)
-    for host in selected:
-        check_variables(host, declared, inventory_file)
-    overrides = {"bundle_dir": bundle_dir} if bundle_dir else {}
-    return run_hosts(selected, run_id or new_run_id(), outputs, parallel=parallel,
-                     steps=steps or None, plan_only=plan_only, overrides=overrides)
 
 
 @main.group()
@@ -141,17 +132,7 @@ def demo_command(outputs: Path) -> None:
 
 
 def _print_summary(records: list[HostRun], outputs: Path) -> None:
-    for record in records:
-        click.echo(f"\n{record.host}  run {record.run_id}  {record.status}")
-        for step in record.steps:
-            if step.status == "completed":
-                what = ("plan: %d change(s)" % step.planned_changes if record.plan_only
-                        else "changed" if step.changed else "unchanged")
-            else:
-                what = step.error.splitlines()[0] if step.error else "failed"
-            click.echo(f"  {step.number} {step.name:<16} {step.status:<10} {step.seconds:>6.1f} s"
-                       f"  {what}")
-        click.echo(f"  records: {outputs / record.host / record.run_id}")
+    click.echo("\n" + "\n".join(summary_lines(records, outputs)))
 
 
 class _errors_as_messages:

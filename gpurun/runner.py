@@ -1,7 +1,12 @@
 """Run the runbooks for each host through papermill and write the run's records.
 
 Each host gets outputs/<host>/<run-id>/ with one executed notebook per step and run.json.
-Hosts run in separate processes, so one slow or failing host never holds up another.
+Hosts run in separate processes, so one slow or failing host never holds up another. Each
+host's steps share one kernel (gpurun.host_kernel), and a host that cannot be logged in to
+fails before any kernel starts, with the reason ssh gave.
+
+run.json is rewritten after each step starts and ends, so a progress display or a report can
+read it during the run.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +23,11 @@ from typing import Any
 import nbformat
 import papermill
 
-from gpurun.errors import ConfigError
+from gpurun.errors import ConnectionFailed
+from gpurun.host.connection import HostSpec, probe_login, resolve_login
+from gpurun.host_kernel import HostKernel
 from gpurun.inventory import InventoryHost
+from gpurun.inventory import check_variables as check_inventory_variables
 from gpurun.step import SUMMARY_MIME
 from gpurun.steps import HOST_STEPS
 
@@ -39,6 +47,11 @@ class StepRecord:
     notebook: str
     error: str = ""
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    started: str = ""
+    # Bytes of bundle files copied to the host; 0 when the host held them all already.
+    uploaded_bytes: int = 0
+    # For a step that --resume skipped: the id of the run in which it completed.
+    completed_in: str = ""
 
 
 @dataclass
@@ -50,6 +63,15 @@ class HostRun:
     ended: str = ""
     status: str = "running"
     steps: list[StepRecord] = field(default_factory=list)
+    # The steps this run covers, in order, including those --resume skipped.
+    requested_steps: list[str] = field(default_factory=list)
+    # Where a failed run stopped: "connect" or a step name, and why, in one line.
+    failed_step: str = ""
+    reason: str = ""
+    resumed_from: str = ""
+    seconds: float = 0.0
+    # Parameters the command line set for every host (bundle_dir, ...); they hold no secrets.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -77,14 +99,8 @@ def declared_parameters(runbooks: Path, steps: list[str]) -> dict[str, set[str]]
 
 
 def check_variables(host: InventoryHost, declared: dict[str, set[str]], inventory: Path) -> None:
-    """Reject a host variable no runbook takes: most often a typo that would be ignored."""
-    known = set().union(*declared.values())
-    unknown = sorted(set(host.parameters()) - known)
-    if unknown:
-        raise ConfigError(
-            f"inventory {inventory}: host {host.name} sets {', '.join(unknown)}, which no runbook "
-            f"takes\n  runbook parameters: {', '.join(sorted(known))}"
-        )
+    """Reject a host variable no runbook takes, naming the file and line that set it."""
+    check_inventory_variables(host, set().union(*declared.values()))
 
 
 def run_host(
@@ -96,62 +112,176 @@ def run_host(
     plan_only: bool = False,
     runbooks: Path | None = None,
     overrides: dict[str, Any] | None = None,
+    runbook_steps: list[tuple[str, str]] = HOST_STEPS,
+    completed_earlier: dict[str, str] | None = None,
+    resumed_from: str = "",
 ) -> HostRun:
-    """Run the steps in order on one host; the first failed step ends that host's run."""
+    """Run the steps in order on one host; the first failed step ends that host's run.
+
+    completed_earlier maps the steps a --resume skips to the run in which each completed.
+    """
+    clock = time.monotonic()
     runbooks = runbooks or runbooks_dir()
-    wanted = [(n, s) for n, s in HOST_STEPS if steps is None or s in steps]
-    declared = declared_parameters(runbooks, [s for _, s in wanted])
+    completed_earlier = completed_earlier or {}
+    wanted = [(n, s) for n, s in runbook_steps if steps is None or s in steps]
     folder = outputs / host.name / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    record = HostRun(host=host.name, run_id=run_id, plan_only=plan_only, started=_now())
+    record = HostRun(host=host.name, run_id=run_id, plan_only=plan_only, started=_now(),
+                     requested_steps=[s for _, s in wanted], resumed_from=resumed_from,
+                     overrides=dict(overrides or {}))
     parameters = {**host.parameters(), **(overrides or {}), "run_id": run_id,
                   "plan_only": plan_only}
-
     for number, name in wanted:
-        notebook = folder / f"{number}-{name}.ipynb"
-        given = {k: v for k, v in parameters.items() if k in declared[name]}
-        step = _execute(runbooks / f"{name}.ipynb", notebook, given, number, name)
-        record.steps.append(step)
-        _write_run_json(folder, record)
-        log.info("%s: %s %s (%.1f s)", host.name, name, step.status, step.seconds)
-        if step.status != "completed":
-            record.status = "failed"
-            break
-    else:
-        record.status = "completed"
+        if name in completed_earlier:
+            record.steps.append(StepRecord(number, name, "skipped", False, 0, 0.0, "",
+                                           completed_in=completed_earlier[name]))
+    to_run = [(n, s) for n, s in wanted if s not in completed_earlier]
+    _write_run_json(folder, record)
 
+    # A host that cannot be logged in to fails here in seconds, before a kernel starts.
+    unreachable = _login_problem(parameters)
+    if unreachable:
+        record.status, record.failed_step, record.reason = "failed", "connect", unreachable
+    else:
+        _run_steps(record, folder, to_run, parameters, runbooks)
+
+    log.debug("%s: run %s %s %s", host.name, run_id, record.status, record.reason)
     record.ended = _now()
+    record.seconds = round(time.monotonic() - clock, 2)
     _write_run_json(folder, record)
     return record
 
 
+def _run_steps(record: HostRun, folder: Path, to_run: list[tuple[str, str]],
+               parameters: dict[str, Any], runbooks: Path) -> None:
+    """Run the steps in one kernel, recording each in run.json as it starts and ends."""
+    declared = declared_parameters(runbooks, [s for _, s in to_run])
+    with HostKernel(KERNEL) as kernel:
+        for number, name in to_run:
+            notebook = folder / f"{number}-{name}.ipynb"
+            record.steps.append(StepRecord(number, name, "running", None, 0, 0.0, notebook.name,
+                                           started=_now()))
+            _write_run_json(folder, record)
+            given = {k: v for k, v in parameters.items() if k in declared[name]}
+            step = _execute(kernel, runbooks / f"{name}.ipynb", notebook, given, number, name)
+            record.steps[-1] = step
+            _write_run_json(folder, record)
+            log.debug("%s: %s %s (%.1f s)", record.host, name, step.status, step.seconds)
+            if step.status != "completed":
+                record.status, record.failed_step = "failed", name
+                record.reason = f"step {name} failed: {_headline(step.error)}"
+                return
+    record.status = "completed"
+
+
+def _login_problem(parameters: dict[str, Any]) -> str:
+    """Return why the host cannot be logged in to ('connect: no route to host'), or ''."""
+    try:
+        user, port = resolve_login(parameters["address"], parameters.get("user", ""),
+                                   int(parameters.get("port") or 0))
+    except ConnectionFailed as error:
+        return f"connect: {_first_line(str(error))}"
+    spec = HostSpec(
+        name=parameters["host"], address=parameters["address"], port=port, user=user,
+        key_file=parameters.get("key_file") or None,
+        known_hosts_file=parameters.get("known_hosts_file") or None,
+    )
+    problem = probe_login(spec)
+    return f"connect: {problem}" if problem else ""
+
+
 def run_hosts(
-    hosts: list[InventoryHost], run_id: str, outputs: Path, *, parallel: int = 1, **options: Any
+    hosts: list[InventoryHost],
+    run_id: str,
+    outputs: Path,
+    *,
+    parallel: int = 1,
+    progress: Any = None,
+    per_host: dict[str, dict[str, Any]] | None = None,
+    **options: Any,
 ) -> list[HostRun]:
-    """Run every host, `parallel` at a time; a host that fails does not stop the others."""
+    """Run every host, `parallel` at a time; a host that fails does not stop the others.
+
+    progress, if given, has start() and stop(); it is started once every host is submitted.
+    per_host adds keyword arguments of run_host for single hosts (what --resume skips).
+    """
+    per_host = per_host or {}
     if parallel <= 1 or len(hosts) <= 1:
-        return [run_host(host, run_id, outputs, **options) for host in hosts]
+        if progress is not None:
+            progress.start()
+        try:
+            return [_run_host_safely(host, run_id, outputs, {**options, **per_host.get(host.name,
+                                     {})}) for host in hosts]
+        finally:
+            if progress is not None:
+                progress.stop()
+
     with ProcessPoolExecutor(max_workers=parallel) as pool:
-        futures = [pool.submit(run_host, host, run_id, outputs, **options) for host in hosts]
-        return [future.result() for future in futures]
+        futures = [pool.submit(run_host, host, run_id, outputs,
+                               **{**options, **per_host.get(host.name, {})}) for host in hosts]
+        # The display thread starts only now: the pool has forked all its workers.
+        if progress is not None:
+            progress.start()
+        try:
+            return [_result(future, host, run_id, outputs, options)
+                    for future, host in zip(futures, hosts)]
+        finally:
+            if progress is not None:
+                progress.stop()
 
 
-def _execute(source: Path, target: Path, parameters: dict[str, Any], number: str,
-             name: str) -> StepRecord:
+def _run_host_safely(host: InventoryHost, run_id: str, outputs: Path,
+                     options: dict[str, Any]) -> HostRun:
+    try:
+        return run_host(host, run_id, outputs, **options)
+    except Exception as error:  # a bug or a bad runbook on one host must not end the others
+        log.exception("%s: the run failed outside any step", host.name)
+        return _crashed(host, run_id, outputs, options, error)
+
+
+def _result(future: Future[HostRun], host: InventoryHost, run_id: str, outputs: Path,
+            options: dict[str, Any]) -> HostRun:
+    try:
+        return future.result()
+    except Exception as error:  # the worker raised or died (BrokenProcessPool)
+        log.exception("%s: the run failed outside any step", host.name)
+        return _crashed(host, run_id, outputs, options, error)
+
+
+def _crashed(host: InventoryHost, run_id: str, outputs: Path, options: dict[str, Any],
+             error: BaseException) -> HostRun:
+    """Record a host whose run raised outside a step, keeping the steps its run.json has."""
+    folder = outputs / host.name / run_id
+    record = HostRun(host=host.name, run_id=run_id, plan_only=bool(options.get("plan_only")),
+                     started=_now(), ended=_now(), status="failed", failed_step="gpurun",
+                     reason=f"gpurun failed: {type(error).__name__}: {_first_line(str(error))}")
+    existing = folder / "run.json"
+    if existing.exists():
+        earlier = json.loads(existing.read_text())
+        record.started = earlier.get("started", record.started)
+        record.steps = [StepRecord(**step) for step in earlier.get("steps", [])]
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_run_json(folder, record)
+    return record
+
+
+def _execute(kernel: HostKernel, source: Path, target: Path, parameters: dict[str, Any],
+             number: str, name: str) -> StepRecord:
+    started_at = _now()
     started = time.monotonic()
     error = ""
     try:
-        papermill.execute_notebook(
-            str(source), str(target), parameters=parameters, kernel_name=KERNEL,
-            progress_bar=False, log_output=False, cwd=str(Path.cwd()),
-        )
+        kernel.execute(source, target, parameters)
         status = "completed"
     except papermill.PapermillExecutionError as failure:
         status = "failed"
         error = f"{failure.ename}: {failure.evalue}"
-    except Exception as failure:  # the kernel could not start or died: keep the record going
+    except Exception as failure:  # noqa: BLE001  the kernel could not start or died
         status = "failed"
         error = f"{type(failure).__name__}: {failure}"
+        tail = kernel.stderr_tail()
+        if tail:
+            error += f"\n  kernel stderr:\n{tail}"
     summary = read_summary(target)
     return StepRecord(
         number=number,
@@ -163,6 +293,8 @@ def _execute(source: Path, target: Path, parameters: dict[str, Any], number: str
         notebook=target.name,
         error=error,
         outcomes=summary.get("outcomes", []),
+        started=started_at,
+        uploaded_bytes=summary.get("uploaded_bytes", 0),
     )
 
 
@@ -188,3 +320,16 @@ def _write_run_json(folder: Path, record: HostRun) -> None:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _headline(error: str) -> str:
+    """Return an error's first line, with the line after it when the first ends in ':'."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else ""

@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gpurun import display
@@ -128,7 +129,14 @@ class Step:
                 {k: v for k, v in asdict(c).items() if k != "diff"} for c in self.host.changes
             ],
             "commands": len(self.host.commands),
+            "uploaded_bytes": self.uploaded_bytes,
         }
+
+    @property
+    def uploaded_bytes(self) -> int:
+        """Return the bytes this step copied to the host: Host.upload journals each copy."""
+        copied = [Path(c.argv[1]) for c in self.host.commands if c.argv[:1] == ["upload"]]
+        return sum(path.stat().st_size for path in copied if path.is_file())
 
     def finish(self) -> dict[str, Any]:
         """Show the commands and file changes, and store the summary in the notebook."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import subprocess
@@ -53,8 +54,10 @@ class HostSpec:
             "-o", "ConnectTimeout=10",
             "-o", "ServerAliveInterval=15",
             # One shared connection per host makes the many small commands of a step cheap.
+            # %C covers host, port and user only, so the key and known_hosts file go into
+            # the name too: a login with other credentials must not reuse the connection.
             "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={control_dir}/%C",
+            "-o", f"ControlPath={control_dir}/%C-{self._credentials_digest()}",
             "-o", "ControlPersist=60s",
         ]
         if self.known_hosts_file:
@@ -62,6 +65,10 @@ class HostSpec:
                      "-o", "StrictHostKeyChecking=yes"]
         args += list(self.ssh_options)
         return args
+
+    def _credentials_digest(self) -> str:
+        words = [self.key_file or "", self.known_hosts_file or "", *self.ssh_options]
+        return hashlib.sha256("\0".join(words).encode()).hexdigest()[:12]
 
     def ssh_argv(self, command: list[str] | None = None) -> list[str]:
         """Return a full ssh command line for an operator to reach this host."""
@@ -107,7 +114,7 @@ def _ssh_machine(spec: HostSpec) -> BaseMachine:
 def _first_line(error: Exception) -> str:
     # plumbum keeps what ssh printed in `stderr`; its str() is only "SSH communication failed".
     stderr = str(getattr(error, "stderr", "") or "")
-    return ssh_failure_reason(stderr or str(error)) or type(error).__name__
+    return ssh_failure_reason(f"{stderr}\n{error}") or type(error).__name__
 
 
 # Messages ssh prints when a login fails, each with the reason gpurun reports. A changed host key

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path, PurePosixPath
 
 from gpurun.errors import BundleError
 from gpurun.host import Host
+
+log = logging.getLogger("gpurun.operations")
 
 # Bundle files live here on every host, outside any run, so a re-run uploads nothing.
 HOST_BUNDLE_DIR = PurePosixPath("/var/lib/gpurun/bundle")
@@ -19,7 +22,11 @@ def ensure_uploaded(host: Host, bundle_dir: Path, relative: str, sha256: str) ->
     """Upload a bundle file unless the host already holds it; verify it either way."""
     remote = host_path(relative)
     if host.sha256(remote) == sha256:
+        log.info("%s: %s already on the host with the manifest's SHA-256, not uploaded",
+                 host.name, remote)
         return remote
+    size = (bundle_dir / relative).stat().st_size
+    log.info("%s: uploading %s (%d bytes) to %s", host.name, relative, size, remote)
     host.upload(bundle_dir / relative, remote)
     found = host.sha256(remote)
     if found != sha256:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
+from gpurun import bundle_cache
 from gpurun.bundle.archs import normalize_arch
-from gpurun.bundle.manifest import Manifest, require_valid_bundle
+from gpurun.bundle.manifest import Manifest, load_manifest, require_valid_bundle
 from gpurun.errors import BundleError, GpurunError
 from gpurun.host import Host
+
+log = logging.getLogger("gpurun.steps")
 
 # Paths that go unquoted into unit files must be plain absolute paths.
 PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
@@ -25,8 +29,24 @@ def checked_bin_dir(bin_dir: str) -> str:
 
 
 def open_bundle(bundle_dir: str) -> Manifest:
-    """Load the bundle's manifest after checking every file against it."""
-    return require_valid_bundle(Path(bundle_dir))
+    """Load the bundle's manifest after checking every file against it (size and SHA-256).
+
+    Every step opens the bundle, and hashing it takes seconds. So a bundle whose files all
+    have the same size, mtime, ctime and inode as when they last matched the manifest on this
+    control node is not hashed again (see gpurun.bundle_cache). Any write to a file changes
+    its ctime, which a user cannot set back, so a changed file is always hashed again.
+    """
+    folder = Path(bundle_dir)
+    manifest = load_manifest(folder)
+    if bundle_cache.is_verified(folder, manifest):
+        log.info("bundle %s: all %d files unchanged since they matched the manifest",
+                 bundle_dir, len(manifest.files))
+        return manifest
+    manifest = require_valid_bundle(folder)
+    bundle_cache.remember_verified(folder, manifest)
+    log.info("bundle %s: all %d files match the manifest (SHA-256 computed now)",
+             bundle_dir, len(manifest.files))
+    return manifest
 
 
 def require_matching_arch(host: Host, host_arch: str, manifest: Manifest) -> None:

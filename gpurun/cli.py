@@ -1,4 +1,4 @@
-"""The gpurun command line: run, bundle, demo and sandbox."""
+"""The gpurun command line: run, report, rollback, bundle, demo and sandbox."""
 
 from __future__ import annotations
 
@@ -128,6 +128,65 @@ def demo_command(outputs: Path) -> None:
     _print_summary(records, outputs)
     click.echo(f"reach the host with: gpurun sandbox ssh {DEMO_HOST}")
     click.echo(f"remove it with:      gpurun sandbox down {DEMO_HOST}")
+    sys.exit(0 if all(r.succeeded for r in records) else 1)
+
+
+@main.command("report")
+@click.argument("outputs", default=Path("outputs"), type=click.Path(path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Only compare every run folder with its SHA256SUMS manifest and list the "
+                   "records edited after the run; exit status 1 if any.")
+def report_command(outputs: Path, check_only: bool) -> None:
+    """Write OUTPUTS/index.html: every run per host and step, linked to its notebook as HTML."""
+    from gpurun.records import check_outputs, run_folders
+    from gpurun.report import write_report
+
+    if check_only:
+        with _errors_as_messages():
+            problems = check_outputs(outputs)
+        for problem in problems:
+            click.echo(problem.describe(outputs))
+        folders = len(run_folders(outputs))
+        if problems:
+            click.echo(f"{len(problems)} problem(s) in the records under {outputs}", err=True)
+            sys.exit(1)
+        click.echo(f"all {folders} run record(s) under {outputs} match their manifests")
+        return
+    with _errors_as_messages():
+        report = write_report(outputs)
+    edited = sum(1 for row in report.runs if row.problems)
+    click.echo(f"wrote {report.index}: {len(report.runs)} run(s), {report.rendered} notebook(s)")
+    if edited:
+        click.echo(f"{edited} run(s) do not match their manifest: see `gpurun report --check "
+                   f"{outputs}`", err=True)
+
+
+@main.command("rollback")
+@click.option("--run", "undo_run_id", required=True, help="Id of the run to undo.")
+@click.option("--inventory", "inventory_file", required=True, type=click.Path(path_type=Path),
+              help="Ansible-style YAML inventory of the hosts.")
+@click.option("--hosts", multiple=True, help="Hosts to roll back, comma-separated (default: "
+              "the hosts whose records under --outputs show that the run changed them).")
+@click.option("--groups", multiple=True, help="Inventory groups to roll back, comma-separated.")
+@click.option("--parallel", default=1, show_default=True, help="Hosts to run at the same time.")
+@click.option("--plan", "plan_only", is_flag=True, help="Show what would be restored; change "
+              "nothing.")
+@click.option("--outputs", default=Path("outputs"), type=click.Path(path_type=Path),
+              show_default=True, help="Folder with the run's records; the rollback's records "
+                                      "go there too.")
+@click.option("--overwrite-later-changes", is_flag=True,
+              help="Restore files even where they changed after the run.")
+def rollback_command(undo_run_id: str, inventory_file: Path, hosts: tuple[str, ...],
+                     groups: tuple[str, ...], parallel: int, plan_only: bool, outputs: Path,
+                     overwrite_later_changes: bool) -> None:
+    """Undo what one run changed on its hosts, from the journal and backups it left there."""
+    from gpurun.rollback_run import rollback_inventory
+
+    with _errors_as_messages():
+        records = rollback_inventory(
+            inventory_file, undo_run_id, _split(hosts), _split(groups), parallel=parallel,
+            plan_only=plan_only, outputs=outputs, overwrite_later_changes=overwrite_later_changes)
+    _print_summary(records, outputs)
     sys.exit(0 if all(r.succeeded for r in records) else 1)
 
 

@@ -17,6 +17,8 @@ from gpurun.plan import Check, Outcome
 
 # Command output longer than this is folded in the record; the full text stays in the notebook.
 FOLD_LINES = 12
+# Diffs up to this many lines show unfolded.
+DIFF_OPEN_LINES = 60
 
 STATUS_COLOURS = {
     "changed": "#b35c00", "unchanged": "#2d6a2d", "planned": "#1f4e99",
@@ -80,23 +82,40 @@ def commands_log(commands: Sequence[CommandResult]) -> MimeBundle:
 
 
 def changes_view(changes: Sequence[FileChange]) -> MimeBundle:
-    """Return every file changed with its checksums, backup and diff."""
+    """Return every change with its state before and after, its backup, and each text diff."""
     if not changes:
-        return {"text/plain": "No files changed.", "text/html": "<p>No files changed.</p>"}
-    parts = ["<h4>Files changed</h4>"]
-    plain = ["Files changed:"]
+        return {"text/plain": "No changes.", "text/html": "<p>No changes.</p>"}
+    rows = [(c.action, c.path, *_before_after(c), c.backup or "-") for c in changes]
+    rendered = table(f"Changes ({len(changes)})",
+                     ["change", "target", "before", "after", "backup"], rows)
+    html_parts = [rendered["text/html"]]
+    plain_parts = [rendered["text/plain"]]
     for change in changes:
-        head = (
-            f"{change.action} {change.path}: sha256 {change.sha256_before or '-'} -> "
-            f"{change.sha256_after or '-'}; backup {change.backup or '-'}"
+        if not change.diff:
+            continue
+        is_open = " open" if change.diff.count("\n") < DIFF_OPEN_LINES else ""
+        html_parts.append(
+            f"<details{is_open}><summary><code>diff {html.escape(change.path)}</code></summary>"
+            f"<pre>{html.escape(change.diff)}</pre></details>"
         )
-        if change.version_before or change.version_after:
-            head += f"; version {change.version_before or '-'} -> {change.version_after or '-'}"
-        plain.append(head + ("\n" + change.diff if change.diff else ""))
-        parts.append(f"<p><code>{html.escape(head)}</code></p>")
-        if change.diff:
-            parts.append(f"<pre>{html.escape(change.diff)}</pre>")
-    return {"text/html": "".join(parts), "text/plain": "\n".join(plain)}
+        plain_parts.append(change.diff)
+    return {"text/html": "".join(html_parts), "text/plain": "\n".join(plain_parts)}
+
+
+def _before_after(change: FileChange) -> tuple[str, str]:
+    """Return the before and after columns: SHA-256 and version, or the state of a non-file."""
+    if change.action.startswith(("package-", "service-")):
+        return (change.version_before or "-", change.version_after or "-")
+    if change.action.startswith("group-"):
+        created = change.action == "group-created"
+        return ("absent", "present") if created else ("present", "absent")
+    before = f"sha256 {change.sha256_before}" if change.sha256_before else "absent"
+    after = f"sha256 {change.sha256_after}" if change.sha256_after else "absent"
+    if change.version_before:
+        before += f", {change.version_before}"
+    if change.version_after:
+        after += f", {change.version_after}"
+    return before, after
 
 
 def error_view(message: str, detail: str) -> MimeBundle:
@@ -111,22 +130,32 @@ def error_view(message: str, detail: str) -> MimeBundle:
 
 
 def _cell_text(value: object) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
+    """Return a value as cell text: a mapping as `key: value` lines, a list as one line each."""
+    if isinstance(value, dict):
+        return "\n".join(f"{key}: {_scalar_text(item)}" for key, item in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return "\n".join(_scalar_text(item) for item in value) or "-"
     if value is None:
         return "-"
     return str(value)
 
 
+def _scalar_text(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return "-" if value is None else str(value)
+
+
 def _html_cell(value: str) -> str:
     colour = STATUS_COLOURS.get(value)
-    escaped = html.escape(value)
+    escaped = html.escape(value).replace("\n", "<br>")
     if colour:
         return f"<td style='color:{colour};font-weight:bold'>{escaped}</td>"
     return f"<td>{escaped}</td>"
 
 
 def _plain_table(title: str, header: Sequence[str], rows: list[list[str]]) -> str:
+    rows = [[value.replace("\n", "; ") for value in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(width, min(len(value), 60)) for width, value in zip(widths, row)]

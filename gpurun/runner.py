@@ -28,6 +28,7 @@ from gpurun.host.connection import HostSpec, probe_login, resolve_login
 from gpurun.host_kernel import HostKernel
 from gpurun.inventory import InventoryHost
 from gpurun.inventory import check_variables as check_inventory_variables
+from gpurun.records import write_manifest
 from gpurun.step import SUMMARY_MIME
 from gpurun.steps import HOST_STEPS
 
@@ -47,6 +48,9 @@ class StepRecord:
     notebook: str
     error: str = ""
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    file_changes: list[dict[str, Any]] = field(default_factory=list)
+    operator: dict[str, Any] = field(default_factory=dict)
     started: str = ""
     # Bytes of bundle files copied to the host; 0 when the host held them all already.
     uploaded_bytes: int = 0
@@ -149,6 +153,7 @@ def run_host(
     record.ended = _now()
     record.seconds = round(time.monotonic() - clock, 2)
     _write_run_json(folder, record)
+    write_manifest(folder)
     return record
 
 
@@ -293,6 +298,9 @@ def _execute(kernel: HostKernel, source: Path, target: Path, parameters: dict[st
         notebook=target.name,
         error=error,
         outcomes=summary.get("outcomes", []),
+        checks=summary.get("checks", []),
+        file_changes=summary.get("file_changes", []),
+        operator=summary.get("operator", {}),
         started=started_at,
         uploaded_bytes=summary.get("uploaded_bytes", 0),
     )

@@ -55,6 +55,8 @@ class Step:
     checks: list[Check] = field(default_factory=list)
     # The runbook's parameters, as show_header received them (they never hold secrets).
     parameters: dict[str, Any] = field(default_factory=dict)
+    # Who ran the step, from where and as which ssh user: set by show_header, kept in summary.
+    operator: dict[str, str] = field(default_factory=dict)
 
     def show_header(self, parameters: dict[str, Any]) -> None:
         """Show who runs what, where and when, and the parameters (which never hold secrets)."""
@@ -68,6 +70,11 @@ class Step:
             "run by": getpass.getuser(),
             "control node": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
+        }
+        self.operator = {
+            "local_user": who["run by"], "control_node": who["control node"],
+            "ssh_user": who["ssh user"], "address": who["address"],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
         }
         show(display.facts_table(f"{self.name} on {self.host.name}", who))
         self.parameters = dict(parameters)
@@ -129,6 +136,7 @@ class Step:
                 {k: v for k, v in asdict(c).items() if k != "diff"} for c in self.host.changes
             ],
             "commands": len(self.host.commands),
+            "operator": self.operator,
             "uploaded_bytes": self.uploaded_bytes,
         }
 

@@ -9,6 +9,7 @@ debian_packages=(
     busybox-static dpkg-dev rpm                                     # demo bundle
     gpgv gnupg createrepo-c                                         # bundle build and its tests
     python3-venv                                                    # the virtual environment
+    chromium                                                        # the report's browser test
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -48,7 +48,7 @@ FINISH = ("Store the record of this step: the file changes with their diffs, eve
 
 
 def runbook(name: str, module: str, intro: str, parameters: dict[str, str],
-            cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+            cells: list[tuple[str, str]], *, with_bundle: bool = True) -> nbformat.NotebookNode:
     extra_lines = "\n".join(f"{key} = {value}" for key, value in parameters.items())
     extra_args = "".join(f", {key}={key}" for key in parameters)
     notebook = new_notebook()
@@ -57,7 +57,7 @@ def runbook(name: str, module: str, intro: str, parameters: dict[str, str],
     notebook.cells.append(new_code_cell(source, metadata={"tags": ["parameters"]}))
     notebook.cells.append(new_markdown_cell("Connect to the host and open this step's record."))
     notebook.cells.append(new_code_cell(START.format(name=name, module=module, extra=extra_args)))
-    for markdown, code in [BUNDLE, *cells, FINISH]:
+    for markdown, code in [*([BUNDLE] if with_bundle else []), *cells, FINISH]:
         notebook.cells.append(new_markdown_cell(markdown))
         notebook.cells.append(new_code_cell(code))
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
@@ -183,6 +183,36 @@ STEPS = {
           "step.verify(verify.verify(step, manifest, driver, set_default=set_default_runtime))")],
     ),
 }
+
+
+# Not one of the steps of a run: `gpurun rollback` runs it alone, and it needs no bundle.
+STEPS["rollback"] = runbook(
+    "rollback", "rollback",
+    "# Rollback\n\nUndoes one earlier run on this host. It reads that run's journal "
+    "(`/var/lib/gpurun/runs/<undo_run_id>/changes.jsonl` on the host), stops and disables the "
+    "units the run started or enabled, puts back every file the run modified or removed from "
+    "the backups it took (checking each backup's SHA-256 against the journal first), removes "
+    "the files it created, removes and purges the packages it installed, deletes the groups it "
+    "created, then restarts the services that keep running. A file changed after that run "
+    "stops the rollback before anything changes, unless `overwrite_later_changes` is set.\n\n"
+    "**Changes:** what the undone run changed, back to the state before it. What the run did "
+    "not write itself stays: gpurun's folder /var/lib/gpurun (bundle files, journals, "
+    "backups) and the state dockerd made (/var/lib/docker, /etc/docker/key.json). **Undo:** "
+    "this run is journalled like any other, with backups of what it replaced.",
+    {"undo_run_id": '""', "overwrite_later_changes": "False"},
+    [("Read the journal of the run to undo and the current state of everything it changed.",
+      "journal = rollback.gather(step, undo_run_id)"),
+     ("Plan: stop and disable units, restore or remove files, remove packages and groups, "
+      "restart what keeps running.",
+      "actions = rollback.plan(\n    step, journal, overwrite_later_changes="
+      "overwrite_later_changes\n)"),
+     ("Apply the plan (in a plan-only run, this shows it and changes nothing).",
+      "outcomes = step.apply(actions)"),
+     ("Verify: every file has its SHA-256, mode and owner from before the run, created files "
+      "are gone, packages removed, units stopped and disabled, groups deleted.",
+      "step.verify(rollback.verify(step, journal))")],
+    with_bundle=False,
+)
 
 
 STEPS["preflight"].cells += [

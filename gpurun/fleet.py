@@ -136,10 +136,11 @@ def hosts_to_resume(outputs: Path, run_id: str) -> dict[str, Resume]:
         if record.get("plan_only"):
             raise GpurunError(f"run {run_id} is a plan (--plan) and changed nothing, so there is "
                               f"nothing to resume\n  next step: run without --plan")
+        record = _latest_attempt(outputs / host, record)
         if record.get("status") == "completed":
-            log.info("%s: completed in run %s, nothing to resume", host, run_id)
+            log.info("%s: completed in run %s, nothing to resume", host, record["run_id"])
             continue
-        done = {step["name"]: step.get("completed_in") or run_id
+        done = {step["name"]: step.get("completed_in") or record["run_id"]
                 for step in record.get("steps", [])
                 if step.get("status") == "completed"
                 or (step.get("status") == "skipped" and step.get("completed_in"))}
@@ -149,6 +150,22 @@ def hosts_to_resume(outputs: Path, run_id: str) -> dict[str, Resume]:
     if not resumed:
         raise GpurunError(f"every host of run {run_id} completed; there is nothing to resume")
     return resumed
+
+
+def _latest_attempt(host_outputs: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Follow the runs that resumed this one to the newest, so a second --resume repeats no step."""
+    later_runs: dict[str, list[dict[str, Any]]] = {}
+    for path in host_outputs.glob("*/run.json"):
+        try:
+            other = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if other.get("resumed_from"):
+            later_runs.setdefault(other["resumed_from"], []).append(other)
+    while later_runs.get(record["run_id"]):
+        record = max(later_runs[record["run_id"]], key=lambda r: (r.get("started", ""),
+                                                                 r["run_id"]))
+    return record
 
 
 def verify_bundles(hosts: list[InventoryHost], overrides: dict[str, Any],

@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from gpurun.steps import HOST_STEPS
 log = logging.getLogger("gpurun.runner")
 
 KERNEL = "python3"
+SSH_CONTROL_DIR_ENV = "GPURUN_SSH_CONTROL_DIR"
 
 
 @dataclass
@@ -142,12 +145,14 @@ def run_host(
     to_run = [(n, s) for n, s in wanted if s not in completed_earlier]
     _write_run_json(folder, record)
 
-    # A host that cannot be logged in to fails here in seconds, before a kernel starts.
-    unreachable = _login_problem(parameters)
-    if unreachable:
-        record.status, record.failed_step, record.reason = "failed", "connect", unreachable
-    else:
-        _run_steps(record, folder, to_run, parameters, runbooks)
+    # A host that cannot be logged in to fails here in seconds, before a kernel starts. The
+    # login opens the shared ssh connection that the steps of this run then use.
+    with _ssh_control_dir(run_id):
+        unreachable = _login_problem(parameters)
+        if unreachable:
+            record.status, record.failed_step, record.reason = "failed", "connect", unreachable
+        else:
+            _run_steps(record, folder, to_run, parameters, runbooks)
 
     log.debug("%s: run %s %s %s", host.name, run_id, record.status, record.reason)
     record.ended = _now()
@@ -177,6 +182,22 @@ def _run_steps(record: HostRun, folder: Path, to_run: list[tuple[str, str]],
                 record.reason = f"step {name} failed: {_headline(step.error)}"
                 return
     record.status = "completed"
+
+
+@contextmanager
+def _ssh_control_dir(run_id: str) -> Iterator[None]:
+    """Set the folder of shared ssh connections for this run, as runbook.start does.
+
+    The kernels inherit it, so the steps reuse the connection the login check opened.
+    """
+    if os.environ.get(SSH_CONTROL_DIR_ENV):
+        yield
+        return
+    os.environ[SSH_CONTROL_DIR_ENV] = f"/tmp/gpurun-ssh/{run_id}"
+    try:
+        yield
+    finally:
+        del os.environ[SSH_CONTROL_DIR_ENV]
 
 
 def _login_problem(parameters: dict[str, Any]) -> str:

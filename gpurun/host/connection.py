@@ -54,10 +54,8 @@ class HostSpec:
             "-o", "ConnectTimeout=10",
             "-o", "ServerAliveInterval=15",
             # One shared connection per host makes the many small commands of a step cheap.
-            # %C covers host, port and user only, so the key and known_hosts file go into
-            # the name too: a login with other credentials must not reuse the connection.
             "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={control_dir}/%C-{self._credentials_digest()}",
+            "-o", f"ControlPath={control_dir}/{self._connection_digest()}",
             "-o", "ControlPersist=60s",
         ]
         if self.known_hosts_file:
@@ -66,9 +64,16 @@ class HostSpec:
         args += list(self.ssh_options)
         return args
 
-    def _credentials_digest(self) -> str:
-        words = [self.key_file or "", self.known_hosts_file or "", *self.ssh_options]
-        return hashlib.sha256("\0".join(words).encode()).hexdigest()[:12]
+    def _connection_digest(self) -> str:
+        """Return a short name for the shared connection of this login and these credentials.
+
+        ssh's own %C covers host, port and user only, but a login with another key or
+        known_hosts file must not reuse the connection. The name stays short because a Unix
+        socket path has at most 107 bytes and ssh adds 17 while it creates the socket.
+        """
+        words = [self.user, self.address, str(self.port), self.key_file or "",
+                 self.known_hosts_file or "", *self.ssh_options]
+        return hashlib.sha256("\0".join(words).encode()).hexdigest()[:20]
 
     def ssh_argv(self, command: list[str] | None = None) -> list[str]:
         """Return a full ssh command line for an operator to reach this host."""

@@ -11,6 +11,7 @@ from gpurun.bundle.archs import normalize_arch
 from gpurun.bundle.manifest import Manifest, load_manifest, require_valid_bundle
 from gpurun.errors import BundleError, GpurunError
 from gpurun.host import Host
+from gpurun.plan import Action
 
 log = logging.getLogger("gpurun.steps")
 
@@ -59,3 +60,19 @@ def require_matching_arch(host: Host, host_arch: str, manifest: Manifest) -> Non
             f"(`uname -m`)\n  next step: build a bundle for {host_name} and run again; "
             f"nothing was changed on the host"
         )
+
+
+def planned_after_earlier_steps(target: str, change: str, missing: list[str]) -> Action:
+    """Return the action a plan-only run shows for a change that needs programs not there yet.
+
+    In a plan of a whole run on a bare host, earlier steps have not installed `missing`, so
+    the change cannot be computed and checked in full. The real run does that after them.
+    """
+    reason = (f"{', '.join(missing)} not installed yet; an earlier step of this run installs "
+              f"it, and the real run checks this change after that step")
+
+    def apply() -> None:
+        raise GpurunError(f"{target}: {change} was planned without {', '.join(missing)}, so it "
+                          f"cannot be applied\n  next step: run the earlier steps first")
+
+    return Action(target, change, reason, apply)

@@ -15,10 +15,19 @@ USER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 _ADD_USER_SCRIPT = r"""
 set -eu
 user=$1
-id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+if ! id "$user" >/dev/null 2>&1; then
+    # Debian has system groups named like common logins (operator), so such a login gets
+    # the group users instead of a group of its own name.
+    if getent group "$user" >/dev/null; then
+        useradd --create-home --shell /bin/bash --no-user-group --gid users "$user"
+    else
+        useradd --create-home --shell /bin/bash "$user"
+    fi
+fi
 home=$(getent passwd "$user" | cut -d: -f6)
-install -d -m 0700 -o "$user" -g "$user" "$home/.ssh"
-install -m 0600 -o "$user" -g "$user" /root/.ssh/authorized_keys "$home/.ssh/authorized_keys"
+group=$(id -gn "$user")
+install -d -m 0700 -o "$user" -g "$group" "$home/.ssh"
+install -m 0600 -o "$user" -g "$group" /root/.ssh/authorized_keys "$home/.ssh/authorized_keys"
 if [ "$2" = password ]; then
     # chpasswd reads user:password from stdin, so the password is in no argv.
     chpasswd

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from gpurun.facts.packages import has_rpm_database
 from gpurun.host import Host
 
 # The files of Docker's static tarball, in the order they are installed.
@@ -48,7 +49,7 @@ def packaged_docker(host: Host) -> dict[str, str]:
             name, version, status = (line.split("\t") + ["", ""])[:3]
             if status == "installed":
                 found[name] = version
-    if host.which("rpm"):
+    if has_rpm_database(host):
         for name in ["docker-ce", "docker", "moby-engine", "podman-docker"]:
             result = host.run(["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", name], check=False)
             if result.ok:

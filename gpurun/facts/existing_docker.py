@@ -16,6 +16,7 @@ from gpurun.facts import docker as docker_facts
 from gpurun.facts import processes
 from gpurun.facts import system as system_facts
 from gpurun.facts import systemd as systemd_facts
+from gpurun.facts.packages import has_rpm_database
 from gpurun.host import Host
 from gpurun.operations import background
 
@@ -156,7 +157,7 @@ def file_owners(host: Host, paths: list[str]) -> dict[str, str]:
     if host.which("dpkg-query"):
         result = host.run(["dpkg-query", "-S", *paths], check=False)
         owners.update(parse_dpkg_search(result.stdout))
-    if host.which("rpm"):
+    if has_rpm_database(host):
         # One path per call: rpm prints a line per owning package, so lines need not match args.
         for path in paths:
             result = host.run(["rpm", "-qf", "--qf", "%{NAME}\\n", path], check=False)

@@ -27,3 +27,15 @@ def installed_versions(host: Host, names: list[str], package_format: str) -> dic
                 versions[name] = ", ".join(result.stdout.split())
         return versions
     raise NotImplementedError(f"package format {package_format!r} is not supported: use deb or rpm")
+
+
+def has_rpm_database(host: Host) -> bool:
+    """Return whether rpm is installed and has a package database that a query may read.
+
+    Debian's rpm tool creates an empty database under ~/.rpmdb on its first query, so probes
+    that must change nothing ask rpm only where its database exists.
+    """
+    if host.which("rpm") is None:
+        return False
+    database = host.run(["rpm", "--eval", "%{_dbpath}"], check=False).stdout.strip()
+    return database.startswith("/") and host.exists(database)

@@ -18,7 +18,8 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 COMMAND_LINE = "the dockerd command line"
 
 # The runtime dockerd always defines, which daemon.json may not redefine (dockerd 20.10 to 27).
-BUILTIN_RUNTIMES = frozenset({"runc"})
+DEFAULT_RUNTIME = "runc"
+BUILTIN_RUNTIMES = frozenset({DEFAULT_RUNTIME})
 
 # Flags whose daemon.json key is not the flag name itself (dockerd 20.10 to 27).
 FLAG_TO_KEY = {
@@ -118,7 +119,8 @@ def with_nvidia_runtime(
 ) -> dict[str, Any]:
     """Return a copy of config with the runtime registered (and default, if asked).
 
-    Every other key is kept as it was, including unknown ones and other runtimes.
+    Every other key is kept as it was, including unknown ones and other runtimes. Without
+    make_default, a default that names this runtime becomes runc.
     """
     wanted = copy.deepcopy(config)
     runtimes = wanted.setdefault("runtimes", {})
@@ -128,7 +130,8 @@ def with_nvidia_runtime(
     if make_default:
         wanted["default-runtime"] = name
     elif wanted.get("default-runtime") == name:
-        del wanted["default-runtime"]
+        # dockerd's reload (SIGHUP) keeps the old default when the key is only removed.
+        wanted["default-runtime"] = DEFAULT_RUNTIME
     return wanted
 
 
@@ -215,8 +218,8 @@ def _split_flag(item: str) -> tuple[str, str, bool]:
 def conflicts(config: dict[str, Any], command_line: CommandLine) -> list[str]:
     """Return the daemon.json keys also set on the command line (dockerd rejects such keys).
 
-    NOTE: dockerd 20.10.24 was seen to accept `runtimes` in both places and merge them; it
-    rejects the other keys. gpurun treats every duplicate as a conflict.
+    NOTE: dockerd 20.10.24 was seen to start with `runtimes` in both places, though it rejects
+    other keys such as `debug`. gpurun treats every duplicate as a conflict.
     """
     keys = [key for key in command_line.options if key not in COMMAND_LINE_ONLY]
     return sorted(key for key in keys if key in config)

@@ -28,9 +28,13 @@ RUNTIME = "/usr/bin/nvidia-container-runtime"
         ({"runtimes": {"nvidia": {"path": "/old", "runtimeArgs": ["--debug"]}}}, True,
          {"runtimes": {"nvidia": {"path": RUNTIME, "runtimeArgs": ["--debug"]}},
           "default-runtime": "nvidia"}),
-        # Switching back to runc drops nvidia as the default but keeps it registered.
+        # Switching back to runc names runc, so a reload applies it, and keeps nvidia.
         ({"runtimes": {"nvidia": {"path": RUNTIME}}, "default-runtime": "nvidia"}, False,
-         {"runtimes": {"nvidia": {"path": RUNTIME}}}),
+         {"runtimes": {"nvidia": {"path": RUNTIME}}, "default-runtime": "runc"}),
+        # Another default the operator chose stays.
+        ({"runtimes": {"crun": {"path": "/c"}}, "default-runtime": "crun"}, False,
+         {"runtimes": {"crun": {"path": "/c"}, "nvidia": {"path": RUNTIME}},
+          "default-runtime": "crun"}),
     ],
 )
 def test_with_nvidia_runtime(before, make_default, after):
@@ -115,3 +119,66 @@ def test_config_file_path_default_and_flag():
         daemon_config.parse_dockerd_argv(["dockerd"])) == "/etc/docker/daemon.json"
     assert daemon_config.config_file_path(
         daemon_config.parse_dockerd_argv(["dockerd", "--config-file=/srv/d.json"])) == "/srv/d.json"
+
+
+@pytest.mark.parametrize(
+    ("argv", "key", "values"),
+    [
+        (["dockerd", "-Hfd://"], "hosts", ["fd://"]),
+        (["dockerd", "-D"], "debug", ["true"]),
+        (["dockerd", "-G", "docker", "-l", "warn"], "group", ["docker"]),
+        (["dockerd", "-G", "docker", "-l", "warn"], "log-level", ["warn"]),
+        (["dockerd", "-g", "/srv/docker"], "data-root", ["/srv/docker"]),
+        (["dockerd", "--graph=/srv/docker"], "data-root", ["/srv/docker"]),
+        (["dockerd", "--iptables=false", "--ip-masq", "--bip", "10.0.0.1/24"], "bip",
+         ["10.0.0.1/24"]),
+        (["dockerd", "--iptables=false", "--ip-masq", "--bip", "10.0.0.1/24"], "ip-masq",
+         ["true"]),
+    ],
+)
+def test_parse_short_and_boolean_flags(argv, key, values):
+    assert daemon_config.parse_dockerd_argv(argv).options[key] == values
+
+
+def test_origins_name_the_file_per_option():
+    argv = ["dockerd", "-H", "fd://", "--add-runtime=nvidia=/x"]
+    origins = ["/u/docker.service", "/u/docker.service", "/u/docker.service", "/d/nvidia.conf"]
+    command_line = daemon_config.parse_dockerd_argv(argv, origins)
+    assert command_line.places("runtimes") == "/d/nvidia.conf"
+    assert command_line.places("hosts") == "/u/docker.service"
+    assert command_line.places("labels") == daemon_config.COMMAND_LINE
+
+
+def test_duplicate_key_is_rejected_with_line():
+    text = '{\n  "debug": true,\n  "debug": false\n}\n'
+    with pytest.raises(ConfigError) as raised:
+        daemon_config.parse_daemon_json(text, "/etc/docker/daemon.json", "gpu7")
+    message = str(raised.value)
+    assert "'debug' appears twice" in message
+    assert "line 3" in message
+    assert "gpu7" in message
+
+
+@pytest.mark.parametrize(
+    ("config", "argv", "undefined"),
+    [
+        ({"default-runtime": "nvidia"}, ["dockerd"], "nvidia"),
+        ({"default-runtime": "nvidia", "runtimes": {"nvidia": {"path": RUNTIME}}}, ["dockerd"],
+         None),
+        ({"default-runtime": "nvidia"}, ["dockerd", f"--add-runtime=nvidia={RUNTIME}"], None),
+        ({}, ["dockerd", "--default-runtime=crun"], "crun"),
+        ({"default-runtime": "runc"}, ["dockerd"], None),
+        ({}, ["dockerd"], None),
+    ],
+)
+def test_undefined_default_runtime(config, argv, undefined):
+    command_line = daemon_config.parse_dockerd_argv(argv)
+    assert daemon_config.undefined_default_runtime(config, command_line) == undefined
+
+
+def test_without_runtime_keys_keeps_other_keys():
+    config = {"log-level": "warn", "runtimes": {"nvidia": {"path": RUNTIME}},
+              "default-runtime": "nvidia", "x-site": {"a": 1}}
+    assert daemon_config.without_runtime_keys(config) == {"log-level": "warn",
+                                                         "x-site": {"a": 1}}
+    assert "runtimes" in config, "the input mapping must not be modified"

@@ -1,7 +1,7 @@
 """Facts about how dockerd is started: its unit files, the command line they give it, its version.
 
-`systemctl show -p ExecStart` prints the arguments without their quotes, so an argument with
-a space or a quote cannot be told apart there. gpurun reads the unit files themselves, as
+`systemctl show -p ExecStart` prints the arguments without their quotes, so an argument that
+contains a space or a quote is ambiguous there. gpurun reads the unit files themselves, as
 `systemctl cat` lists them from disk (what systemd loads on its next daemon-reload), and
 expands variables the way systemd does.
 """
@@ -152,7 +152,7 @@ def command_line_from_units(
 ) -> ServiceCommandLine:
     """Return the dockerd command line that these unit files give, variables expanded.
 
-    environment_texts holds the text of each EnvironmentFile= (None where it is absent).
+    environment_texts contains the text of each EnvironmentFile= (None where it is absent).
     """
     exec_start: list[str] = []
     exec_start_file: str | None = None
@@ -253,3 +253,23 @@ def dockerd_version(host: Host, dockerd: str) -> str | None:
     result = host.run([dockerd, "--version"], check=False)
     match = re.search(r"version v?([0-9]+\.[0-9]+(?:\.[0-9]+)?)", result.stdout)
     return match.group(1) if result.ok and match else None
+
+
+def started_before_change(host: Host, path: str) -> bool:
+    """Return whether the running dockerd started before path was created or last changed.
+
+    Compares the process's start (from `ps -o etimes`) with the file's ctime, which package
+    installs set to the install time (mtime keeps the build time). False when no dockerd runs
+    or either time cannot be read.
+    """
+    script = (
+        'pid=$(pidof -s dockerd) || exit 3; '
+        'elapsed=$(ps -o etimes= -p "$pid" | tr -d " ") || exit 3; '
+        'echo "$(( $(date +%s) - elapsed )) $(stat -c %Z "$1")"'
+    )
+    result = host.run(["sh", "-c", script, "sh", path], check=False)
+    fields = result.stdout.split()
+    if not result.ok or len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return False
+    started, changed = (int(f) for f in fields)
+    return started <= changed

@@ -112,7 +112,7 @@ def read_sources(host: Host) -> KernelSources:
     sys_script = 'for m in "$@"; do [ -d "/sys/module/$m" ] && echo "$m"; done; true'
     sys_modules = host.run(["sh", "-c", sys_script, "sh", *MODULES], check=False)
     pattern = "^CONFIG_(" + "|".join(option for option in MODULE_CONFIG.values() if option) + ")="
-    # Exit 3 means the host has no configuration; grep's 1 (no line matched) is an answer.
+    # Exit 3 means the host has no configuration. grep's 1 (no line matched) is a valid result.
     config_script = (
         'if [ -r /proc/config.gz ]; then zcat /proc/config.gz | grep -E "$2"; '
         'elif [ -r "/boot/config-$1" ]; then grep -E "$2" "/boot/config-$1"; else exit 3; fi; '

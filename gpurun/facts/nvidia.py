@@ -20,7 +20,7 @@ class DriverFacts:
     kernel_module: str  # MODULE_LOADED or MODULE_NOT_LOADED
     device_nodes: list[str]
     gpus: list[str]
-    detail: str  # nvidia-smi's answer in a few words
+    detail: str  # nvidia-smi's result in a few words
     smi_exit_code: int | None = None
     smi_output: str = ""
 
@@ -51,7 +51,7 @@ def module_loaded(host: Host, name: str = "nvidia") -> bool:
 
 
 def gather(host: Host) -> DriverFacts:
-    """Probe nvidia-smi, the kernel module and the device nodes; no GPU is a normal answer."""
+    """Probe nvidia-smi, the kernel module and the device nodes; no GPU is a normal result."""
     module = MODULE_LOADED if module_loaded(host) else MODULE_NOT_LOADED
     nodes = host.run(["sh", "-c", DEVICE_NODES_SCRIPT], check=False).stdout.split()
     smi = host.which("nvidia-smi")

@@ -7,6 +7,7 @@ from typing import Any
 
 from gpurun import daemon_config
 from gpurun.errors import ConfigError
+from gpurun.facts import dockerd as dockerd_facts
 from gpurun.host import Host
 from gpurun.operations import dockerd_control
 from gpurun.operations.runtime_drop_in import DROP_IN_PATH
@@ -61,6 +62,14 @@ def read_dockerd_config(host: Host) -> DockerdConfig:
         return DockerdConfig(path, {}, command_line, [broken])
     result = DockerdConfig(path, config, command_line)
     result.findings = config_findings(path, config, command_line)
+    running = dockerd_facts.running_dockerd_argv(host)
+    if running and running != command_line.argv:
+        result.findings.append(warning(
+            "running dockerd",
+            f"dockerd runs as `{' '.join(running)}`, but its configuration now starts "
+            f"`{' '.join(command_line.argv)}`",
+            "the next restart of dockerd applies the difference; restart it now to see "
+            "whether it starts"))
     return result
 
 

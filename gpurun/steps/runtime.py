@@ -21,12 +21,15 @@ from gpurun.operations import runtime
 from gpurun.operations import runtime_drop_in as drop_in
 from gpurun.plan import Action, Check, check, unchanged
 from gpurun.step import Step
+from gpurun.steps.common import planned_after_earlier_steps
 
 RUNTIME_NAME = "nvidia"
 RUNTIME_BINARY = "nvidia-container-runtime"
+# dockerd (19.03 and later) offers `--gpus` only if it found this program when it started.
+GPU_HOOK_BINARY = "nvidia-container-runtime-hook"
 DAEMON_JSON_WAY, FLAGS_WAY = "daemon.json", "flags"
 CONFIG_WAYS = (DAEMON_JSON_WAY, FLAGS_WAY)
-DEFAULT_RUNTIME = "runc"
+DEFAULT_RUNTIME = daemon_config.DEFAULT_RUNTIME
 
 
 @dataclass
@@ -41,6 +44,7 @@ class RuntimeFacts:
     runtime_path: str | None
     dockerd: str | None
     info: dict[str, Any] | None
+    restart_reason: str = ""  # why dockerd needs a restart whatever the files say
 
 
 def rootless_refusal(host: str, user: str) -> str:
@@ -83,6 +87,10 @@ def gather(step: Step) -> RuntimeFacts:
         dockerd=dockerd if "/" in dockerd else host.which(dockerd),
         info=docker_facts.docker_info(host),
     )
+    hook = host.which(GPU_HOOK_BINARY)
+    if facts.info is not None and hook and dockerd_facts.started_before_change(host, hook):
+        facts.restart_reason = (f"dockerd started before {hook} was installed, and it looks "
+                                f"for that program only at start to offer `--gpus`")
     runtimes, default = runtime.runtime_state(facts.info)
     step.show_facts({
         "unit files": service.files or "none",
@@ -94,6 +102,7 @@ def gather(step: Step) -> RuntimeFacts:
         RUNTIME_BINARY: facts.runtime_path or "not found",
         "runtimes reported": runtimes,
         "default runtime reported": default,
+        "restart needed": facts.restart_reason or "no",
     })
     return facts
 
@@ -113,6 +122,14 @@ def plan(
                           f"{', '.join(CONFIG_WAYS)}")
     if rootless_user:
         raise GpurunError(rootless_refusal(host.name, rootless_user))
+    missing = [name for name, path in ((RUNTIME_BINARY, facts.runtime_path),
+                                       ("dockerd", facts.dockerd)) if path is None]
+    if missing and step.plan_only:
+        where = facts.config_path if runtime_config == DAEMON_JSON_WAY else drop_in.DROP_IN_PATH
+        default = " and make it the default" if set_default else ""
+        return [planned_after_earlier_steps(
+            where, f"register the {RUNTIME_NAME} runtime through {runtime_config}{default}",
+            missing)]
     if facts.runtime_path is None:
         raise GpurunError(f"{RUNTIME_BINARY} not found on host {host.name}\n"
                           f"  next step: run the nvidia-toolkit step first")
@@ -122,7 +139,7 @@ def plan(
     _reject_foreign_runtime_flags(host, facts)
 
     if runtime_config == FLAGS_WAY:
-        change = _flags_change(host, facts, set_default)
+        change = _flags_change(host.name, facts, set_default)
     else:
         change = _daemon_json_change(facts, set_default)
     problems = runtime.check_config_rules(
@@ -137,8 +154,9 @@ def plan(
 
     target = change.target
     where = facts.config_path if runtime_config == DAEMON_JSON_WAY else drop_in.DROP_IN_PATH
+    change.restart_reason = facts.restart_reason
     files_as_asked = not change.config_changes and not change.drop_in_changes
-    if files_as_asked and runtime.shows_target(facts.info, target):
+    if files_as_asked and not change.restart_reason and runtime.shows_target(facts.info, target):
         return [unchanged(where, f"{target.name} runtime at {target.path}, default "
                                  f"{target.default}, and docker info shows it")]
     return [Action(where, _describe(change, runtime_config), _reason(facts, change),
@@ -194,20 +212,23 @@ def _daemon_json_change(facts: RuntimeFacts, set_default: bool) -> runtime.Runti
     )
 
 
-def _flags_change(host: Host, facts: RuntimeFacts, set_default: bool) -> runtime.RuntimeChange:
+def _flags_change(host_name: str, facts: RuntimeFacts, set_default: bool,
+                  ) -> runtime.RuntimeChange:
     """Return the change that puts every runtime into gpurun's drop-in as dockerd flags."""
-    runtimes = {}
+    # Runtimes already in gpurun's drop-in stay, then those that move out of daemon.json.
+    current = daemon_config.parse_dockerd_argv(drop_in.drop_in_argv(facts.drop_in_text))
+    runtimes = current.runtimes()
     for name, entry in (facts.config.get("runtimes") or {}).items():
         if not isinstance(entry, dict) or set(entry) != {"path"}:
             raise ConfigError(
-                f"runtime {name!r} in {facts.config_path} on host {host.name} has settings "
+                f"runtime {name!r} in {facts.config_path} on host {host_name} has settings "
                 f"besides its path ({entry!r}), which --add-runtime cannot carry, so nothing "
                 f"was changed\n  next step: keep runtime_config = \"daemon.json\" on this host"
             )
         if name != RUNTIME_NAME:
             runtimes[name] = str(entry["path"])
     runtimes[RUNTIME_NAME] = facts.runtime_path or ""
-    kept_default = facts.config.get("default-runtime")
+    kept_default = facts.config.get("default-runtime") or current.value("default-runtime")
     default = RUNTIME_NAME if set_default else (
         kept_default if kept_default and kept_default != RUNTIME_NAME else None)
 
@@ -237,21 +258,24 @@ def _config_text(facts: RuntimeFacts, wanted: dict[str, Any]) -> str | None:
 
 
 def _describe(change: runtime.RuntimeChange, runtime_config: str) -> str:
-    parts = []
+    """Return the planned change in one line: the runtime, the files, and how dockerd takes it."""
+    parts = [f"{RUNTIME_NAME} runtime, default {change.target.default}, through {runtime_config}"]
     if change.config_changes:
-        parts.append(f"rewrite {change.config_path} (merged, other keys kept)")
+        parts.append(f"merge into {change.config_path}")
     if change.drop_in_changes:
         verb = "remove" if change.drop_in_after is None else "write"
         parts.append(f"{verb} {drop_in.DROP_IN_PATH}")
-    parts.append(f"{RUNTIME_NAME} runtime and default {change.target.default} through "
-                 f"{runtime_config}")
-    parts.append("restart dockerd" if change.drop_in_changes else "reload dockerd")
-    return ", ".join(parts)
+    restart = change.drop_in_changes or change.restart_reason
+    parts.append("restart dockerd" if restart else "reload dockerd")
+    return "; ".join(parts)
 
 
 def _reason(facts: RuntimeFacts, change: runtime.RuntimeChange) -> str:
     if change.config_changes or change.drop_in_changes:
-        return "the runtimes are not configured as asked"
+        reasons = ["the runtimes are not configured as asked", change.restart_reason]
+        return "; ".join(reason for reason in reasons if reason)
+    if change.restart_reason:
+        return change.restart_reason
     runtimes, default = runtime.runtime_state(facts.info)
     if facts.info is None:
         return "the files are as asked but the Docker API does not answer"

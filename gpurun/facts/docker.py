@@ -21,18 +21,22 @@ DOCKER_PACKAGES = ["docker.io", "docker-ce", "docker-ee", "moby-engine", "podman
 @dataclass(frozen=True)
 class BinaryFacts:
     path: str
-    sha256: str | None
+    sha256: str | None  # of the file a symbolic link points to
     mode: str | None
     owner: str | None
+    link_target: str | None = None  # set when path is a symbolic link (packages install some)
 
 
 def binary(host: Host, path: str) -> BinaryFacts:
     """Return the checksum, mode and owner of a file, or Nones when it is absent."""
-    result = host.run(["stat", "-c", "%a %u:%g", "--", path], check=False)
+    result = host.run(["stat", "-c", "%a %u:%g %F", "--", path], check=False)
     if not result.ok:
         return BinaryFacts(path, None, None, None)
-    mode, owner = result.stdout.split()
-    return BinaryFacts(path, host.sha256(path), mode.rjust(4, "0"), owner)
+    mode, owner, kind = result.stdout.strip().split(" ", 2)
+    target = None
+    if kind == "symbolic link":
+        target = host.run(["readlink", "--", path], check=False).stdout.strip() or "?"
+    return BinaryFacts(path, host.sha256(path), mode.rjust(4, "0"), owner, target)
 
 
 def installed_binaries(host: Host, bin_dir: str) -> dict[str, BinaryFacts]:

@@ -34,6 +34,8 @@ def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_fac
         wanted = manifest.docker_binaries.get(name)
         state = "absent" if found.sha256 is None else (
             "as in bundle" if found.sha256 == wanted else "differs from bundle")
+        if found.link_target is not None:
+            state += f", symbolic link to {found.link_target}"
         facts[found.path] = f"{state}, mode {found.mode or '-'}, owner {found.owner or '-'}"
     step.show_facts(facts)
     step.facts["existing_docker"] = existing
@@ -62,8 +64,11 @@ def plan(
     installs = []
     for name, found in installed.items():
         wanted = manifest.docker_binaries[name]
-        if found.sha256 != wanted:
+        if found.sha256 != wanted or found.link_target is not None:
             reason = "not installed" if found.sha256 is None else "content differs from bundle"
+            if found.link_target is not None:
+                # Replacing the link itself leaves the file it points to (a package's) alone.
+                reason = f"a symbolic link to {found.link_target}, not the binary itself"
             installs.append(Action(
                 target=found.path,
                 change=f"install {name} from docker-{manifest.docker_version}.tgz",

@@ -108,6 +108,29 @@ def bundle_verify(bundle_dir: Path, key_file: Path | None) -> None:
 bundle.add_command(build_command)
 
 
+@main.command("lab")
+@click.argument("folder", default=Path("."), type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ip", default="127.0.0.1", show_default=True,
+              help="Address JupyterLab listens on. Keep loopback unless others must reach it: "
+                   "the runbooks can change hosts.")
+@click.option("--port", default=8888, show_default=True,
+              help="Port JupyterLab listens on; the next free port if it is taken.")
+@click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
+@click.option("--runbook", default="preflight", show_default=True,
+              help="Runbook to open first.")
+def lab_command(folder: Path, ip: str, port: int, no_browser: bool, runbook: str) -> None:
+    """Open JupyterLab on FOLDER's runbooks (default: here), to run them cell by cell.
+
+    Kernels run in FOLDER, so relative paths such as bundle_dir and parameters/ are taken from
+    there, as `gpurun run` takes them. A FOLDER without runbooks/ gets a copy of gpurun's. The
+    URL with its login token is printed; the token JUPYTER_TOKEN sets is used if set.
+    """
+    from gpurun.lab import start_lab
+
+    with _errors_as_messages():
+        start_lab(folder, ip=ip, port=port, open_browser=not no_browser, runbook=runbook)
+
+
 @main.command("demo")
 @click.option("--outputs", default=Path("outputs"), type=click.Path(path_type=Path),
               show_default=True, help="Folder for the executed notebooks.")

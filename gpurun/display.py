@@ -149,9 +149,11 @@ def _scalar_text(value: object) -> str:
 def _html_cell(value: str) -> str:
     colour = STATUS_COLOURS.get(value)
     escaped = html.escape(value).replace("\n", "<br>")
+    # JupyterLab aligns table cells right by default, which makes sentences hard to read.
+    align = "text-align:left;vertical-align:top"
     if colour:
-        return f"<td style='color:{colour};font-weight:bold'>{escaped}</td>"
-    return f"<td>{escaped}</td>"
+        return f"<td style='{align};color:{colour};font-weight:bold'>{escaped}</td>"
+    return f"<td style='{align}'>{escaped}</td>"
 
 
 def _plain_table(title: str, header: Sequence[str], rows: list[list[str]]) -> str:

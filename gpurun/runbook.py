@@ -49,6 +49,12 @@ def start(
             f"invalid run_id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 64), "
             f"or leave it empty for a new one"
         )
+    if not address:
+        raise GpurunError(
+            f"no address for host {host}\n"
+            f"  next step: pick a host in the host picker above, or set address in the "
+            f"parameters cell"
+        )
     # The steps of one run share ssh connections; a later run never reuses a connection to
     # a host that was replaced at the same address since (sandbox hosts are).
     os.environ.setdefault("GPURUN_SSH_CONTROL_DIR", f"/tmp/gpurun-ssh/{run_id}")
@@ -108,6 +114,9 @@ def _show_errors_briefly() -> None:
     def handler(shell: Any, kind: type, error: BaseException, tb: Any, tb_offset: Any = None):
         detail = "".join(traceback.format_exception(kind, error, tb))
         show(display.error_view(str(error), detail))
-        shell._showtraceback(kind, error, [f"{kind.__name__}: {error}"])
+        # The error output marks the cell as failed (papermill stops there and records the
+        # message); its text only points at the message above instead of repeating it.
+        pointer = f"{kind.__name__}: the step stopped here, see the message above"
+        shell._showtraceback(kind, error, [pointer])
 
     shell.set_custom_exc((GpurunError,), handler)

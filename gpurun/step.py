@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpurun import display
+from gpurun import display, widgets
 from gpurun.errors import GpurunError
 from gpurun.host import Host
 from gpurun.plan import Action, Check, Outcome
@@ -57,6 +57,8 @@ class Step:
     parameters: dict[str, Any] = field(default_factory=dict)
     # Who ran the step, from where and as which ssh user: set by show_header, kept in summary.
     operator: dict[str, str] = field(default_factory=dict)
+    # In JupyterLab: the Apply button under the last plan shown, until the record shows it.
+    _apply_button: widgets.ApplyButton | None = field(default=None, init=False, repr=False)
 
     def show_header(self, parameters: dict[str, Any]) -> None:
         """Show who runs what, where and when, and the parameters (which never hold secrets)."""
@@ -66,7 +68,7 @@ class Step:
             "address": self.host.spec.address,
             "ssh user": self.host.spec.user,
             "run id": self.host.run_id,
-            "mode": "plan only: nothing is changed" if self.plan_only else "apply",
+            "mode": _mode(self.plan_only, parameters),
             "run by": getpass.getuser(),
             "control node": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.started)),
@@ -93,21 +95,69 @@ class Step:
             self.outcomes.extend(planned)
             return planned
 
+        # In JupyterLab a person confirms a change with the Apply button. The cell ends here,
+        # because a click reaches the kernel only between cells.
+        changes = sum(action.needed for action in actions)
+        if changes and _waits_for_click(self.parameters):
+            if self._apply_button is not None:
+                self._apply_button.replace()
+            self._apply_button = widgets.ApplyButton(changes, lambda: self._apply_now(actions))
+            return planned
+        return self._apply_now(actions)
+
+    def _apply_now(self, actions: list[Action]) -> list[Outcome]:
+        """Carry out each needed action, showing progress in JupyterLab, and the outcome."""
         outcomes = []
+        progress = widgets.apply_progress(sum(action.needed for action in actions))
         for action in actions:
             if action.apply is None:
                 log.info("%s: %s unchanged: %s", self.host.name, action.target, action.reason)
                 outcomes.append(Outcome(action.target, "unchanged", action.change, action.reason))
                 continue
             log.info("%s: %s: %s", self.host.name, action.target, action.change)
-            action.apply()
+            progress.begin(f"{action.target}: {action.change}")
+            try:
+                action.apply()
+            except BaseException:
+                progress.close(failed=True)
+                raise
+            progress.advance()
             outcomes.append(Outcome(action.target, "changed", action.change, action.reason))
+        progress.close()
         self.outcomes.extend(outcomes)
         show(display.outcomes_table("Outcome", outcomes))
         return outcomes
 
+    def _require_applied(self) -> None:
+        """Stop a verify or finish cell that runs before the Apply button ran the plan.
+
+        Once it ran, show its outcome again, so that the cell outputs of a saved notebook
+        hold it: the button's own output lives in the widget, which a record may not keep.
+        """
+        button = self._apply_button
+        if button is None:
+            return
+        where = f"{self.name} on {self.host.name}"
+        if button.state in (widgets.apply.WAITING, widgets.apply.APPLYING):
+            raise GpurunError(
+                f"the plan of {where} is not applied yet\n"
+                f"  next step: click Apply below the plan, then run this cell again; or set "
+                f"auto_apply = True in the parameters cell and run the notebook again"
+            )
+        if button.state == widgets.apply.FAILED:
+            raise GpurunError(
+                f"applying the plan of {where} failed: {button.error}\n"
+                f"  next step: read the error below the Apply button, fix the cause, and run "
+                f"the notebook again from the top"
+            )
+        self._apply_button = None
+        outcomes = button.result or []
+        show(display.outcomes_table(f"Outcome (applied with the Apply button at "
+                                    f"{button.clicked_at})", outcomes))
+
     def verify(self, checks: list[Check]) -> None:
         """Record the checks and fail the step if any failed."""
+        self._require_applied()
         self.checks.extend(checks)
         show(display.checks_table("Verification", checks))
         failures = [c for c in checks if c.failed]
@@ -148,6 +198,7 @@ class Step:
 
     def finish(self) -> dict[str, Any]:
         """Show the commands and file changes, and store the summary in the notebook."""
+        self._require_applied()
         show(display.changes_view(self.host.changes))
         show(display.commands_log(self.host.commands))
         summary = self.summary()
@@ -157,3 +208,16 @@ class Step:
         text = f"{self.name} on {self.host.name}: {verdict}"
         show({SUMMARY_MIME: summary, "text/plain": text, "text/html": f"<p><b>{text}</b></p>"})
         return summary
+
+
+def _waits_for_click(parameters: dict[str, Any]) -> bool:
+    """Return whether a plan waits for the Apply button: in JupyterLab, unless auto_apply."""
+    return not parameters.get("auto_apply") and widgets.is_interactive()
+
+
+def _mode(plan_only: bool, parameters: dict[str, Any]) -> str:
+    if plan_only:
+        return "plan only: nothing is changed"
+    if _waits_for_click(parameters):
+        return "apply after a click on Apply"
+    return "apply"

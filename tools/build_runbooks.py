@@ -14,21 +14,34 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 
-CONNECTION = '''# Which host, how to reach it, and which bundle. Secrets never go here:
-# the ssh key is named by its path. With become, a sudo password (where sudo requires one)
-# is read from the environment variable named by sudo_password_env, or asked for.
-host = "sbx1"
-address = ""
-port = 22
-user = "root"
-key_file = ""
-known_hosts_file = ""
-become = False
-sudo_password_env = ""
-bundle_dir = "bundles/demo"
-bin_dir = "/usr/bin"
-run_id = ""
-plan_only = False'''
+PARAMETERS_NOTE = (
+    "Which host, how to reach it, and which bundle. Papermill and `gpurun run` replace these "
+    "values with the host's inventory variables; in JupyterLab the host picker below does. "
+    "Secrets never go here: the ssh key is named by its path. With `become`, a sudo password "
+    "(where sudo requires one) is read from the environment variable named by "
+    "`sudo_password_env`, or asked for."
+)
+
+# One parameter a line; the comment after each is the help text papermill and the picker show.
+CONNECTION = '''host = "sbx1"  # the host's name in the inventory and under outputs/
+address = ""  # address or ssh alias to log in to
+port = 22  # ssh port; 0 takes ssh's configuration
+user = "root"  # ssh login; empty takes ssh's configuration
+key_file = ""  # path of the ssh private key
+known_hosts_file = ""  # ssh known_hosts file for this host
+become = False  # run commands as root through sudo
+sudo_password_env = ""  # name of the environment variable with the sudo password
+bundle_dir = "bundles/demo"  # the bundle folder on this control node
+bin_dir = "/usr/bin"  # folder on the host for Docker's binaries
+run_id = ""  # id of this run; empty makes a new one
+plan_only = False  # show what would change, change nothing
+auto_apply = False  # in JupyterLab, apply without waiting for the Apply button
+inventory_file = "parameters/sandbox.yaml"  # the inventory the JupyterLab host picker opens'''
+
+PICKER = (("In JupyterLab, pick the host and change parameters here: the picker sets the "
+           "variables above for the cells below and keeps the choice when you run all cells "
+           "again. An unattended run (papermill, `gpurun run`) shows no picker."),
+          'from gpurun import widgets\n\npicker = widgets.host_picker("{name}", inventory_file)')
 
 START = '''from gpurun import runbook
 from gpurun.steps import {module}
@@ -37,14 +50,15 @@ from gpurun.steps.common import open_bundle
 step = runbook.start(
     "{name}", host=host, address=address, port=port, user=user, key_file=key_file,
     known_hosts_file=known_hosts_file, become=become, sudo_password_env=sudo_password_env,
-    run_id=run_id, plan_only=plan_only, bundle_dir=bundle_dir, bin_dir=bin_dir{extra},
+    run_id=run_id, plan_only=plan_only, auto_apply=auto_apply, bundle_dir=bundle_dir,
+    bin_dir=bin_dir{extra},
 )'''
 
 BUNDLE = ("Check every file of the bundle against its manifest (size and SHA-256) before "
           "anything is uploaded.", "manifest = open_bundle(bundle_dir)")
 
 FINISH = ("Store the record of this step: the file changes with their diffs, every command "
-          "with its output, and a summary the run report reads.", "step.finish()")
+          "with its output, and a summary the run report reads.", "summary = step.finish()")
 
 
 def runbook(name: str, module: str, intro: str, parameters: dict[str, str],
@@ -53,8 +67,11 @@ def runbook(name: str, module: str, intro: str, parameters: dict[str, str],
     extra_args = "".join(f", {key}={key}" for key in parameters)
     notebook = new_notebook()
     notebook.cells.append(new_markdown_cell(intro))
+    notebook.cells.append(new_markdown_cell(PARAMETERS_NOTE))
     source = CONNECTION + ("\n" + extra_lines if extra_lines else "")
     notebook.cells.append(new_code_cell(source, metadata={"tags": ["parameters"]}))
+    notebook.cells.append(new_markdown_cell(PICKER[0]))
+    notebook.cells.append(new_code_cell(PICKER[1].format(name=name)))
     notebook.cells.append(new_markdown_cell("Connect to the host and open this step's record."))
     notebook.cells.append(new_code_cell(START.format(name=name, module=module, extra=extra_args)))
     for markdown, code in [*([BUNDLE] if with_bundle else []), *cells, FINISH]:
@@ -96,7 +113,7 @@ STEPS = {
           "actions = docker_binaries.plan(\n    step, manifest, bundle_dir, bin_dir, installed,"
           " replace_existing=replace_existing\n)"),
          ("Apply the plan (in a plan-only run, this shows it and changes nothing).",
-          "step.apply(actions)"),
+          "outcomes = step.apply(actions)"),
          ("Verify: each binary has the bundle's checksum, mode 0755, owner root, and runs.",
           "step.verify(docker_binaries.verify(step, manifest, bin_dir))")],
     ),
@@ -118,7 +135,7 @@ STEPS = {
          ("Plan the group, the units, daemon-reload, enable and start.",
           "actions = docker_service.plan(\n    step, bin_dir, units, "
           "kill_after_timeout=kill_after_timeout\n)"),
-         ("Apply the plan.", "step.apply(actions)"),
+         ("Apply the plan.", "outcomes = step.apply(actions)"),
          ("Verify: units enabled and active (or daemons running from bin_dir), the socket "
           "owned by the docker group, the API answers.",
           "step.verify(docker_service.verify(step, bin_dir))")],
@@ -136,7 +153,7 @@ STEPS = {
          ("Plan: install the whole set when any package is missing or at another version.",
           "actions = nvidia_toolkit.plan(\n    step, manifest, bundle_dir, installed, "
           "allow_forced_install=allow_forced_install\n)"),
-         ("Apply the plan.", "step.apply(actions)"),
+         ("Apply the plan.", "outcomes = step.apply(actions)"),
          ("Verify: every package at the bundle's version, the runtime binaries answer.",
           "step.verify(nvidia_toolkit.verify(step, manifest))")],
     ),
@@ -162,7 +179,7 @@ STEPS = {
           "runtime_config=runtime_config,\n    rootless_user=rootless_user,\n)"),
          ("Apply: validate, write the files atomically after a backup, reload or restart "
           "dockerd, confirm with `docker info`.",
-          "step.apply(actions)"),
+          "outcomes = step.apply(actions)"),
          ("Verify with `docker info`.",
           "step.verify(runtime.verify(step, set_default=set_default_runtime))")],
     ),
@@ -178,7 +195,7 @@ STEPS = {
           "driver = verify.gather(step, manifest)"),
          ("Plan: load the test image from the bundle if Docker does not have it.",
           "actions = verify.plan(step, manifest, bundle_dir)"),
-         ("Apply the plan.", "step.apply(actions)"),
+         ("Apply the plan.", "outcomes = step.apply(actions)"),
          ("Run the checks.",
           "step.verify(verify.verify(step, manifest, driver, set_default=set_default_runtime))")],
     ),

@@ -30,6 +30,10 @@ from gpurun.host.sudo import (
 log = logging.getLogger("gpurun.host")
 
 RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
+
+# SHA-256 of host files hashed by this process, keyed by login and path, with the stat
+# signature they had then. A runbook kernel runs all the steps of one host's run.
+_HASHED: dict[tuple[str, str, int, str], tuple[str, str]] = {}
 EXIT_NOT_FOUND = 127
 
 
@@ -202,11 +206,27 @@ class Host:
                                  result.stdout, result.stderr)
 
     def sha256(self, path: str | PurePosixPath) -> str | None:
-        """Return the file's SHA-256, or None when it does not exist."""
+        """Return the file's SHA-256, or None when it does not exist.
+
+        The steps of a run read the same binaries several times, and hashing dockerd takes
+        a second on a busy host. So a file whose size, inode, mtime and ctime (to the
+        nanosecond) are unchanged since this process hashed it is not hashed again. Any
+        write changes the ctime, and replacing a file changes the inode.
+        """
+        key = (self.spec.user, self.spec.address, self.spec.port, str(path))
+        signature = self.run(["stat", "-L", "-c", "%s %i %.9Y %.9Z", "--", str(path)],
+                             check=False)
+        if not signature.ok:
+            return None
+        cached = _HASHED.get(key)
+        if cached and cached[0] == signature.stdout:
+            return cached[1]
         result = self.run(["sha256sum", "--", str(path)], check=False)
         if not result.ok:
             return None
-        return result.stdout.split()[0]
+        digest = result.stdout.split()[0]
+        _HASHED[key] = (signature.stdout, digest)
+        return digest
 
     # -- changing ---------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from gpurun import daemon_config
 from gpurun.errors import GpurunError, RemoteCommandError
+from gpurun.facts import dockerd as dockerd_facts
 from gpurun.facts import processes
 from gpurun.host import Host
 from gpurun.host.changes import FileChange
@@ -20,9 +22,13 @@ PID_DIR = "/run/gpurun"
 LOG_DIR = "/var/log/gpurun"
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 
-# Extra dockerd flags, one per line, that every start of dockerd adds (the runtime step may
-# write them). On these hosts this file takes the place of docker.service drop-ins.
+# Extra dockerd flags, one per line, that every start of dockerd adds. On these hosts the
+# two files take the place of docker.service drop-ins: the first is the operator's, and the
+# runtime step writes only the second, with the runtime flags (runtime_config "flags").
 DOCKERD_FLAGS_FILE = "/etc/gpurun/dockerd.flags"
+DOCKERD_RUNTIME_FLAGS_FILE = "/etc/gpurun/dockerd-runtime.flags"
+# Where the flags that every background start of dockerd gets come from, for messages.
+START_FLAGS_ORIGIN = "gpurun's background start of dockerd"
 
 # dockerd stops its containers first, 15 s each by default (its shutdown-timeout), so this
 # allows for a few slow ones. An estimate, not a measured bound.
@@ -80,11 +86,47 @@ def search_path(bin_dir: str) -> str:
     return f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def read_dockerd_flags(host: Host) -> list[str]:
-    """Return the extra dockerd flags from DOCKERD_FLAGS_FILE (none when it is absent)."""
-    text = host.read_text(DOCKERD_FLAGS_FILE) or ""
-    return [line.strip() for line in text.splitlines()
+def parse_flags(text: str | None) -> list[str]:
+    """Return the flags of a flags file: one per line, blank lines and # comments left out."""
+    return [line.strip() for line in (text or "").splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
+
+
+def render_runtime_flags(flags: list[str]) -> str:
+    """Return DOCKERD_RUNTIME_FLAGS_FILE's text for the runtime flags."""
+    header = ("# Written by gpurun's runtime step (runtime_config = \"flags\"): the runtimes as "
+              "dockerd flags.\n# gpurun removes this file when the runtimes move to "
+              "daemon.json.\n")
+    return header + "".join(f"{flag}\n" for flag in flags)
+
+
+def read_dockerd_flags(host: Host, *, with_runtime_flags: bool = True) -> list[str]:
+    """Return the extra dockerd flags from the flags files (none when they are absent)."""
+    flags = parse_flags(host.read_text(DOCKERD_FLAGS_FILE))
+    if with_runtime_flags:
+        flags += parse_flags(host.read_text(DOCKERD_RUNTIME_FLAGS_FILE))
+    return flags
+
+
+def service_command_line(
+    host: Host, *, with_runtime_flags: bool = True
+) -> dockerd_facts.ServiceCommandLine:
+    """Return the command line the next background start of dockerd uses, with each word's origin.
+
+    It has the shape of a systemd unit's, so the runtime step reads both kinds of host alike.
+    """
+    base = configured_dockerd_argv(host, flags=[])
+    operator_flags = parse_flags(host.read_text(DOCKERD_FLAGS_FILE))
+    runtime_flags = (parse_flags(host.read_text(DOCKERD_RUNTIME_FLAGS_FILE))
+                     if with_runtime_flags else [])
+    argv = base + operator_flags + runtime_flags
+    origins = ([START_FLAGS_ORIGIN] * len(base) + [DOCKERD_FLAGS_FILE] * len(operator_flags)
+               + [DOCKERD_RUNTIME_FLAGS_FILE] * len(runtime_flags))
+    files = [DOCKERD_FLAGS_FILE] * bool(operator_flags) + (
+        [DOCKERD_RUNTIME_FLAGS_FILE] * bool(runtime_flags))
+    return dockerd_facts.ServiceCommandLine(
+        unit=DOCKERD.name, files=files, exec_start_file=None, raw_argv=argv,
+        command_line=daemon_config.parse_dockerd_argv(argv, origins))
 
 
 def write_dockerd_flags(host: Host, flags: list[str]) -> FileChange | None:
@@ -202,14 +244,17 @@ def running_bin_dir(host: Host) -> str | None:
     return found.exe.rsplit("/", 1)[0] or "/"
 
 
-def configured_dockerd_argv(host: Host, bin_dir: str | None = None) -> list[str]:
+def configured_dockerd_argv(
+    host: Host, bin_dir: str | None = None, *, flags: list[str] | None = None
+) -> list[str]:
     """Return the command line the next start of dockerd uses: gpurun's flags and the extra ones.
 
     `bin_dir` defaults to the folder of the running dockerd, else the login's bin_dir, else
-    /usr/bin.
+    /usr/bin. `flags` defaults to the flags files' contents.
     """
     folder = bin_dir or running_bin_dir(host) or host.spec.path_prefix or "/usr/bin"
-    return DOCKERD.argv(folder.rstrip("/") or "/", read_dockerd_flags(host))
+    extra = read_dockerd_flags(host) if flags is None else flags
+    return DOCKERD.argv(folder.rstrip("/") or "/", extra)
 
 
 def restart_dockerd(host: Host, *, kill_after_timeout: bool = False) -> str:

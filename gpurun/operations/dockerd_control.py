@@ -35,11 +35,11 @@ def _without_systemd(host: Host, action: str) -> NotImplementedError:
 def dockerd_command_line(host: Host) -> daemon_config.CommandLine:
     """Return the command line dockerd starts with: the unit and its drop-ins, expanded.
 
-    Without systemd: gpurun's own flags plus the extra ones in background.DOCKERD_FLAGS_FILE,
-    which is where flags go on such a host (background.write_dockerd_flags).
+    Without systemd: gpurun's own flags plus the extra ones in background's flags files,
+    which take the place of drop-ins on such a host.
     """
     if not uses_systemd(host):
-        return daemon_config.parse_dockerd_argv(background.configured_dockerd_argv(host))
+        return background.service_command_line(host).command_line
     return dockerd_facts.service_command_line(host).command_line
 
 

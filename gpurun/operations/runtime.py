@@ -50,6 +50,8 @@ class RuntimeChange:
     dockerd: str
     target: RuntimeTarget
     restart_reason: str = ""  # why a reload is not enough even for daemon.json alone
+    # gpurun's file for the runtime flags: its drop-in, or the flags file without systemd.
+    drop_in_path: str = DROP_IN_PATH
 
     @property
     def config_changes(self) -> bool:
@@ -64,7 +66,7 @@ class RuntimeChange:
         config = self.config_before if which == "before" else self.config_after
         drop_in = self.drop_in_before if which == "before" else self.drop_in_after
         return (f"{self.config_path}:\n{config or '(no file)'}\n"
-                f"{DROP_IN_PATH}:\n{drop_in or '(no file)'}")
+                f"{self.drop_in_path}:\n{drop_in or '(no file)'}")
 
 
 def runtime_state(info: dict[str, Any] | None) -> tuple[dict[str, str], str | None]:
@@ -167,7 +169,7 @@ def apply_runtime_change(host: Host, change: RuntimeChange) -> str:
         )
 
     _write(host, change.config_path, change.config_after)
-    _write(host, DROP_IN_PATH, change.drop_in_after)
+    _write(host, change.drop_in_path, change.drop_in_after)
     # The command line was read from the unit files on disk, so systemd must load them too.
     if change.drop_in_changes or dockerd_facts.needs_daemon_reload(host):
         dockerd_control.reload_units(host)
@@ -200,7 +202,7 @@ def _write(host: Host, path: str, text: str | None) -> None:
 
 def _require_command_line(host: Host, change: RuntimeChange) -> None:
     """Confirm systemd now gives dockerd the planned runtime flags, before any restart."""
-    found = dockerd_facts.service_command_line(host).command_line
+    found = dockerd_control.dockerd_command_line(host)
     planned = change.command_line_after
     same = (found.runtimes() == planned.runtimes()
             and found.value("default-runtime") == planned.value("default-runtime"))
@@ -210,7 +212,7 @@ def _require_command_line(host: Host, change: RuntimeChange) -> None:
     raise ConfigError(
         f"after daemon-reload, docker.service on host {host.name} starts `{' '.join(found.argv)}`"
         f", not the planned `{' '.join(planned.argv)}`: another drop-in sets ExecStart after "
-        f"{DROP_IN_PATH}. The old files are back and dockerd was not restarted.\n"
+        f"{change.drop_in_path}. The old files are back and dockerd was not restarted.\n"
         f"  next step: see `systemctl cat docker` and remove the other ExecStart=, then run again"
     )
 
@@ -227,7 +229,7 @@ def _settled_info(host: Host, target: RuntimeTarget, timeout: float) -> dict[str
 
 def _restore_files(host: Host, change: RuntimeChange) -> None:
     _write(host, change.config_path, change.config_before)
-    _write(host, DROP_IN_PATH, change.drop_in_before)
+    _write(host, change.drop_in_path, change.drop_in_before)
     if change.drop_in_changes:
         dockerd_control.reload_units(host)
 

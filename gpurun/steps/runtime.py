@@ -1,7 +1,8 @@
 """runtime: register the nvidia runtime with dockerd and make it the default, in one place.
 
 The runtimes and the default runtime live either in daemon.json (the default way) or in
-gpurun's systemd drop-in as `--add-runtime` and `--default-runtime` flags. Switching ways
+gpurun's systemd drop-in as `--add-runtime` and `--default-runtime` flags (without systemd:
+gpurun's runtime flags file, which every background start of dockerd reads). Switching ways
 moves every runtime to the new place and empties the old one, so dockerd never finds an
 option in both.
 """
@@ -17,7 +18,7 @@ from gpurun.facts import docker as docker_facts
 from gpurun.facts import dockerd as dockerd_facts
 from gpurun.facts import system as system_facts
 from gpurun.host import Host
-from gpurun.operations import runtime
+from gpurun.operations import background, runtime
 from gpurun.operations import runtime_drop_in as drop_in
 from gpurun.plan import Action, Check, check, unchanged
 from gpurun.step import Step
@@ -45,6 +46,8 @@ class RuntimeFacts:
     dockerd: str | None
     info: dict[str, Any] | None
     restart_reason: str = ""  # why dockerd needs a restart whatever the files say
+    # gpurun's own file for the runtime flags: the drop-in, or the flags file without systemd.
+    drop_in_path: str = drop_in.DROP_IN_PATH
 
 
 def rootless_refusal(host: str, user: str) -> str:
@@ -63,14 +66,14 @@ def gather(step: Step) -> RuntimeFacts:
     """Read dockerd's unit and drop-ins, its config file, and what `docker info` reports."""
     host = step.host
     init = system_facts.init_system(host)
-    if init != "systemd":
-        raise NotImplementedError(
-            f"host {host.name} runs without systemd: the runtime step reads dockerd's command "
-            f"line from its systemd unit, and hosts without systemd are not supported yet, so "
-            f"nothing was changed"
-        )
-    service = dockerd_facts.service_command_line(host)
-    base = dockerd_facts.service_command_line(host, leave_out=(drop_in.DROP_IN_PATH,))
+    if init == "systemd":
+        service = dockerd_facts.service_command_line(host)
+        base = dockerd_facts.service_command_line(host, leave_out=(drop_in.DROP_IN_PATH,))
+        drop_in_path = drop_in.DROP_IN_PATH
+    else:
+        service = background.service_command_line(host)
+        base = background.service_command_line(host, with_runtime_flags=False)
+        drop_in_path = background.DOCKERD_RUNTIME_FLAGS_FILE
     config_path = daemon_config.config_file_path(service.command_line)
     config_text = host.read_text(config_path)
     config = daemon_config.parse_daemon_json(config_text, config_path, host.name)
@@ -82,10 +85,11 @@ def gather(step: Step) -> RuntimeFacts:
         config_path=config_path,
         config_text=config_text,
         config=config,
-        drop_in_text=host.read_text(drop_in.DROP_IN_PATH),
+        drop_in_text=host.read_text(drop_in_path),
         runtime_path=host.which(RUNTIME_BINARY),
         dockerd=dockerd if "/" in dockerd else host.which(dockerd),
         info=docker_facts.docker_info(host),
+        drop_in_path=drop_in_path,
     )
     hook = host.which(GPU_HOOK_BINARY)
     if facts.info is not None and hook and dockerd_facts.started_before_change(host, hook):
@@ -98,7 +102,7 @@ def gather(step: Step) -> RuntimeFacts:
         "ExecStart from": service.exec_start_file or "none",
         "config file": config_path if config_text is not None else f"{config_path} (absent)",
         "config": config,
-        "gpurun drop-in": drop_in.DROP_IN_PATH if facts.drop_in_text is not None else "absent",
+        "gpurun drop-in": drop_in_path if facts.drop_in_text is not None else "absent",
         RUNTIME_BINARY: facts.runtime_path or "not found",
         "runtimes reported": runtimes,
         "default runtime reported": default,
@@ -125,7 +129,7 @@ def plan(
     missing = [name for name, path in ((RUNTIME_BINARY, facts.runtime_path),
                                        ("dockerd", facts.dockerd)) if path is None]
     if missing and step.plan_only:
-        where = facts.config_path if runtime_config == DAEMON_JSON_WAY else drop_in.DROP_IN_PATH
+        where = facts.config_path if runtime_config == DAEMON_JSON_WAY else facts.drop_in_path
         default = " and make it the default" if set_default else ""
         return [planned_after_earlier_steps(
             where, f"register the {RUNTIME_NAME} runtime through {runtime_config}{default}",
@@ -153,7 +157,7 @@ def plan(
         )
 
     target = change.target
-    where = facts.config_path if runtime_config == DAEMON_JSON_WAY else drop_in.DROP_IN_PATH
+    where = facts.config_path if runtime_config == DAEMON_JSON_WAY else facts.drop_in_path
     change.restart_reason = facts.restart_reason
     files_as_asked = not change.config_changes and not change.drop_in_changes
     if files_as_asked and not change.restart_reason and runtime.shows_target(facts.info, target):
@@ -186,7 +190,7 @@ def _reject_foreign_runtime_flags(host: Host, facts: RuntimeFacts) -> None:
 def _daemon_json_change(facts: RuntimeFacts, set_default: bool) -> runtime.RuntimeChange:
     """Return the change that puts every runtime into daemon.json and drops gpurun's drop-in."""
     # Runtimes that an earlier flags-way run moved into the drop-in come back to daemon.json.
-    moved = daemon_config.parse_dockerd_argv(drop_in.drop_in_argv(facts.drop_in_text))
+    moved = daemon_config.parse_dockerd_argv(_runtime_file_argv(facts))
     wanted = dict(facts.config)
     if moved.runtimes():
         runtimes = dict(wanted.get("runtimes") or {})
@@ -209,7 +213,15 @@ def _daemon_json_change(facts: RuntimeFacts, set_default: bool) -> runtime.Runti
         command_line_after=facts.base.command_line,
         dockerd=facts.dockerd or "dockerd",
         target=runtime.RuntimeTarget(RUNTIME_NAME, facts.runtime_path or "", default),
+        drop_in_path=facts.drop_in_path,
     )
+
+
+def _runtime_file_argv(facts: RuntimeFacts) -> list[str]:
+    """Return the dockerd words in gpurun's runtime flags file, the drop-in or the flags file."""
+    if facts.init_system == "systemd":
+        return drop_in.drop_in_argv(facts.drop_in_text)
+    return ["dockerd", *background.parse_flags(facts.drop_in_text)]
 
 
 def _flags_change(host_name: str, facts: RuntimeFacts, set_default: bool,
@@ -236,17 +248,22 @@ def _flags_change(host_name: str, facts: RuntimeFacts, set_default: bool,
     raw_argv = drop_in.without_runtime_flags(facts.base.raw_argv or [facts.dockerd or "dockerd"])
     expanded = facts.base.command_line.argv
     command_line_after = daemon_config.parse_dockerd_argv(
-        expanded + flags, [drop_in.DROP_IN_PATH] * (len(expanded) + len(flags)))
+        expanded + flags, [facts.drop_in_path] * (len(expanded) + len(flags)))
+    if facts.init_system == "systemd":
+        drop_in_after = drop_in.render_drop_in(raw_argv + flags)
+    else:
+        drop_in_after = background.render_runtime_flags(flags)
     return runtime.RuntimeChange(
         config_path=facts.config_path,
         config_before=facts.config_text,
         config_after=_config_text(facts, daemon_config.without_runtime_keys(facts.config)),
         drop_in_before=facts.drop_in_text,
-        drop_in_after=drop_in.render_drop_in(raw_argv + flags),
+        drop_in_after=drop_in_after,
         command_line_after=command_line_after,
         dockerd=facts.dockerd or "dockerd",
         target=runtime.RuntimeTarget(RUNTIME_NAME, facts.runtime_path or "",
                                      default or DEFAULT_RUNTIME),
+        drop_in_path=facts.drop_in_path,
     )
 
 
@@ -264,7 +281,7 @@ def _describe(change: runtime.RuntimeChange, runtime_config: str) -> str:
         parts.append(f"merge into {change.config_path}")
     if change.drop_in_changes:
         verb = "remove" if change.drop_in_after is None else "write"
-        parts.append(f"{verb} {drop_in.DROP_IN_PATH}")
+        parts.append(f"{verb} {change.drop_in_path}")
     restart = change.drop_in_changes or change.restart_reason
     parts.append("restart dockerd" if restart else "reload dockerd")
     return "; ".join(parts)
@@ -285,7 +302,10 @@ def _reason(facts: RuntimeFacts, change: runtime.RuntimeChange) -> str:
 def verify(step: Step, *, set_default: bool = True) -> list[Check]:
     """Check docker info against the configuration, and that the runtimes are in one place."""
     host = step.host
-    service = dockerd_facts.service_command_line(host)
+    if system_facts.init_system(host) == "systemd":
+        service = dockerd_facts.service_command_line(host)
+    else:
+        service = background.service_command_line(host)
     command_line = service.command_line
     config_path = daemon_config.config_file_path(command_line)
     config = daemon_config.parse_daemon_json(host.read_text(config_path), config_path, host.name)
@@ -302,8 +322,8 @@ def verify(step: Step, *, set_default: bool = True) -> list[Check]:
 
     in_file = [key for key in ("runtimes", "default-runtime") if key in config]
     on_flags = [key for key in ("runtimes", "default-runtime") if key in command_line.options]
-    places = ([config_path] if in_file else []) + ([service.exec_start_file or "unit"]
-                                                   if on_flags else [])
+    flag_place = service.exec_start_file or ", ".join(service.files) or "unit"
+    places = ([config_path] if in_file else []) + ([flag_place] if on_flags else [])
     checks.append(check("runtimes configured in one place", len(places) <= 1,
                         f"set in {', '.join(places) or 'no file'}"))
     return checks

@@ -6,13 +6,11 @@ replaces, so the rollback is a change record like any other run.
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePosixPath
 
 from gpurun.errors import GpurunError
 from gpurun.host import Host
 from gpurun.host.changes import FileChange, unified_diff
-from gpurun.host.host import RUNS_DIR
 from gpurun.operations import service
 
 # A file is shown as a diff when its first 64 KiB hold no NUL byte and it is at most 1 MiB:
@@ -25,45 +23,12 @@ TEXT_PROBE = (
 )
 
 
-def journal_path(run_id: str) -> PurePosixPath:
-    return RUNS_DIR / run_id / "changes.jsonl"
-
-
-def read_journal(host: Host, run_id: str) -> list[FileChange] | None:
-    """Return the changes a run journalled on the host, in order, or None without a journal."""
-    path = journal_path(run_id)
-    text = host.read_text(path)
-    if text is None:
-        return None
-    fields = set(FileChange.__dataclass_fields__)
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError as error:
-            raise GpurunError(
-                f"invalid journal {path} on host {host.name}, line {number}: {error}\n"
-                f"  next step: the journal was edited or cut short; restore the files named in "
-                f"outputs/{host.name}/{run_id}/ by hand from {path.parent}/backup"
-            ) from error
-        entries.append(FileChange(**{k: v for k, v in entry.items() if k in fields}))
-    return entries
-
-
 def is_text(host: Host, path: str) -> bool:
-    """Return whether path holds text small enough to show as a diff."""
+    """Return whether path contains text small enough to show as a diff."""
     result = host.run(["sh", "-c", TEXT_PROBE, "sh", path, str(MAX_TEXT_BYTES),
                        str(TEXT_PROBE_BYTES)], check=False)
     counts = result.stdout.split()
     return result.ok and len(counts) == 2 and counts[0] == counts[1]
-
-
-def file_mode_owner(host: Host, path: str) -> str | None:
-    """Return 'mode uid:gid' of path, or None when it does not exist."""
-    result = host.run(["stat", "-c", "%a %u:%g", "--", path], check=False)
-    return result.stdout.strip() if result.ok else None
 
 
 def _diff(host: Host, path: str, old_path: str | None, new_path: str | None) -> str:
@@ -149,6 +114,25 @@ def stop_unit(host: Host, unit: str, state_before: str) -> None:
 def disable_unit(host: Host, unit: str, state_before: str) -> None:
     host.run(["systemctl", "disable", unit])
     service.record_unit_state(host, unit, "service-disabled", state_before, "disabled")
+
+
+def enable_unit(host: Host, unit: str, state_before: str) -> None:
+    host.run(["systemctl", "enable", unit])
+    service.record_unit_state(host, unit, "service-enabled", state_before, "enabled")
+
+
+def start_unit(host: Host, unit: str, state_before: str) -> None:
+    host.run(["systemctl", "start", unit], timeout=120,
+             hint=f"see `journalctl -u {unit} -n 50` on the host")
+    service.record_unit_state(host, unit, "service-started", state_before, "active")
+
+
+def enable_snap(host: Host, snap: str) -> None:
+    """Start a snap's services and enable them at boot, undoing `snap stop --disable`."""
+    host.run(["snap", "start", "--enable", snap], timeout=180)
+    host.record_change(FileChange(path=f"snap {snap}", action="snap-enabled", sha256_before=None,
+                                  sha256_after=None, backup=None, version_before="disabled",
+                                  version_after="enabled"))
 
 
 def restart_unit(host: Host, unit: str) -> None:

@@ -7,69 +7,22 @@ took, the packages it installed, the units it enabled or started and the groups 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import partial
 
 from gpurun import display
 from gpurun.errors import GpurunError
 from gpurun.facts import packages as package_facts
-from gpurun.facts import system as system_facts
+from gpurun.facts import run_journal
 from gpurun.facts import systemd as systemd_facts
+from gpurun.facts.run_journal import FileRecord, Journal
 from gpurun.host import Host
 from gpurun.host.changes import FileChange
-from gpurun.operations import restore, service
+from gpurun.operations import background, restore, service
 from gpurun.plan import Action, Check, check, failed, unchanged
 from gpurun.runbook import RUN_ID_PATTERN
 from gpurun.step import Step, show
 
-FILE_ACTIONS = {"created", "modified", "removed", "mode"}
 UNIT_DIRS = ("/etc/systemd/", "/lib/systemd/", "/usr/lib/systemd/")
-
-
-@dataclass
-class FileRecord:
-    """One path the earlier run changed, from its first change to its last, and its state now."""
-
-    path: str
-    sha256_before: str | None
-    backup: str | None
-    sha256_after: str | None
-    sha256_now: str | None = None
-    backup_sha256: str | None = None
-    mode_before: str | None = None
-    mode_now: str | None = None
-
-    @property
-    def created_by_run(self) -> bool:
-        return self.sha256_before is None
-
-    @property
-    def as_before(self) -> bool:
-        if self.created_by_run:
-            return self.sha256_now is None
-        return self.sha256_now == self.sha256_before and self.mode_now == self.mode_before
-
-    @property
-    def changed_since_run(self) -> bool:
-        return self.sha256_now != self.sha256_after and not self.as_before
-
-
-@dataclass
-class Journal:
-    """The earlier run's changes on this host, grouped by kind, with the state found now."""
-
-    run_id: str
-    entries: list[FileChange]
-    files: list[FileRecord] = field(default_factory=list)
-    installed_packages: dict[str, str] = field(default_factory=dict)
-    upgraded_packages: dict[str, tuple[str, str]] = field(default_factory=dict)
-    packages_now: dict[str, str] = field(default_factory=dict)
-    package_format: str = ""
-    enabled_units: dict[str, str] = field(default_factory=dict)
-    started_units: dict[str, str] = field(default_factory=dict)
-    units_now: dict[str, systemd_facts.UnitFacts] = field(default_factory=dict)
-    created_groups: list[str] = field(default_factory=list)
-    groups_now: set[str] = field(default_factory=set)
 
 
 def gather(step: Step, undo_run_id: str) -> Journal:
@@ -82,19 +35,19 @@ def gather(step: Step, undo_run_id: str) -> Journal:
         )
     if undo_run_id == host.run_id:
         raise GpurunError(f"undo_run_id {undo_run_id} is this rollback's own run id")
-    entries = restore.read_journal(host, undo_run_id)
+    entries = run_journal.read_journal(host, undo_run_id)
     if entries is None:
         raise GpurunError(
             f"host {host.name} has no journal of run {undo_run_id} "
-            f"({restore.journal_path(undo_run_id)})\n  next step: that run changed nothing "
+            f"({run_journal.journal_path(undo_run_id)})\n  next step: that run changed nothing "
             f"on this host, or the run id is wrong: see outputs/{host.name}/; nothing was changed"
         )
 
-    journal = _group(undo_run_id, entries)
-    _read_current_state(host, journal)
+    journal = run_journal.group_entries(undo_run_id, entries)
+    run_journal.read_current_state(host, journal)
     step.show_facts({
         "run undone": undo_run_id,
-        "journal": str(restore.journal_path(undo_run_id)),
+        "journal": str(run_journal.journal_path(undo_run_id)),
         "journal entries": len(entries),
         "files": len(journal.files),
         "packages installed by the run": ", ".join(journal.installed_packages) or "none",
@@ -104,56 +57,6 @@ def gather(step: Step, undo_run_id: str) -> Journal:
     })
     show(_journal_table(journal))
     return journal
-
-
-def _group(run_id: str, entries: list[FileChange]) -> Journal:
-    """Fold the journal into one record per path, unit, package and group."""
-    journal = Journal(run_id=run_id, entries=entries)
-    files: dict[str, FileRecord] = {}
-    for entry in entries:
-        if entry.action in FILE_ACTIONS:
-            record = files.get(entry.path)
-            if record is None:
-                # The first change records the state before the run and the backup of it.
-                files[entry.path] = FileRecord(entry.path, entry.sha256_before, entry.backup,
-                                               entry.sha256_after)
-            else:
-                record.sha256_after = entry.sha256_after
-        elif entry.action == "package-installed":
-            journal.installed_packages[_name(entry)] = entry.version_after or ""
-        elif entry.action == "package-upgraded":
-            journal.upgraded_packages[_name(entry)] = (entry.version_before or "",
-                                                       entry.version_after or "")
-        elif entry.action == "service-enabled":
-            journal.enabled_units.setdefault(_name(entry), entry.version_before or "")
-        elif entry.action == "service-started":
-            journal.started_units.setdefault(_name(entry), entry.version_before or "")
-        elif entry.action == "group-created":
-            journal.created_groups.append(_name(entry))
-    journal.files = list(files.values())
-    return journal
-
-
-def _name(entry: FileChange) -> str:
-    """Return the name in a 'package NAME', 'unit NAME' or 'group NAME' journal path."""
-    return entry.path.split(" ", 1)[-1]
-
-
-def _read_current_state(host: Host, journal: Journal) -> None:
-    for record in journal.files:
-        record.sha256_now = host.sha256(record.path)
-        record.mode_now = restore.file_mode_owner(host, record.path)
-        if record.backup:
-            record.backup_sha256 = host.sha256(record.backup)
-            record.mode_before = restore.file_mode_owner(host, record.backup)
-    packages = [*journal.installed_packages, *journal.upgraded_packages]
-    if packages:
-        journal.package_format = system_facts.gather(host).package_format
-        journal.packages_now = package_facts.installed_versions(
-            host, packages, journal.package_format)
-    for unit in sorted({*journal.enabled_units, *journal.started_units, *service.UNITS}):
-        journal.units_now[unit] = systemd_facts.unit(host, unit)
-    journal.groups_now = {g for g in journal.created_groups if service.has_group(host, g)}
 
 
 def _journal_table(journal: Journal) -> display.MimeBundle:
@@ -169,21 +72,26 @@ def _journal_table(journal: Journal) -> display.MimeBundle:
                          ["path", "sha256 before the run", "sha256 after the run", "now"], rows)
 
 
-def plan(step: Step, journal: Journal, *, overwrite_later_changes: bool = False) -> list[Action]:
+def plan(step: Step, journal: Journal, *, overwrite_later_changes: bool = False
+         ) -> list[Action]:
     """Return the actions that put back the state before the run, in the order they must run."""
     host = step.host
     _require_restorable(host, journal, overwrite_later_changes)
     actions: list[Action] = []
     actions += _unit_stops(host, journal)
+    actions += _process_stops(host, journal)
     actions += [_file_action(host, record) for record in reversed(journal.files)]
     actions += _package_actions(host, journal)
     actions += _group_actions(host, journal)
 
     files_restored = [r.path for r in journal.files if not r.as_before]
-    if any(path.startswith(UNIT_DIRS) for path in files_restored):
+    units_restored = any(path.startswith(UNIT_DIRS) for path in files_restored)
+    if journal.uses_systemd and (units_restored or journal.disabled_units):
         actions.append(Action("systemd", "daemon-reload", "unit files restored",
                               lambda: host.run(["systemctl", "daemon-reload"])))
     actions += _restarts(host, journal, bool(files_restored))
+    actions += _other_docker_restarts(host, journal)
+    actions += [_not_restorable(entry) for entry in journal.not_restorable]
     return actions
 
 
@@ -235,6 +143,47 @@ def _unit_stops(host: Host, journal: Journal) -> list[Action]:
                               f"the run enabled it; it was {before}",
                               partial(restore.disable_unit, host, unit, now.file_state)))
     return actions
+
+
+def _process_stops(host: Host, journal: Journal) -> list[Action]:
+    """Stop the background daemons the run started, dockerd before containerd."""
+    actions = []
+    for name in sorted(journal.started_processes, key=lambda n: n != "dockerd"):
+        if name not in journal.processes_now:
+            actions.append(unchanged(f"process {name}", "not running"))
+            continue
+        actions.append(Action(f"process {name}", "stop (SIGTERM, then wait)",
+                              "the run started it",
+                              partial(background.stop, host, run_journal.GPURUN_DAEMONS[name])))
+    return actions
+
+
+def _other_docker_restarts(host: Host, journal: Journal) -> list[Action]:
+    """Enable and start again the units and snaps of another Docker that the run disabled."""
+    actions = []
+    for unit, before in journal.disabled_units.items():
+        now = journal.units_now.get(unit)
+        if "enabled" in run_journal.unit_states(before) and not (now and now.enabled):
+            actions.append(Action(f"enable {unit}", "systemctl enable",
+                                  f"the run disabled it; it was {before}",
+                                  partial(restore.enable_unit, host, unit,
+                                          now.file_state if now else "")))
+        if "active" in run_journal.unit_states(before) and not (now and now.active):
+            actions.append(Action(f"start {unit}", "systemctl start",
+                                  f"the run stopped it; it was {before}",
+                                  partial(restore.start_unit, host, unit,
+                                          now.active_state if now else "")))
+    for snap in journal.disabled_snaps:
+        actions.append(Action(f"snap {snap}", "snap start --enable",
+                              "the run stopped and disabled it",
+                              partial(restore.enable_snap, host, snap)))
+    return actions
+
+
+def _not_restorable(entry: FileChange) -> Action:
+    before = f" (before: {entry.version_before})" if entry.version_before else ""
+    return unchanged(entry.path, f"not undone: gpurun cannot undo {entry.action}{before}; "
+                                 f"put it back by hand")
 
 
 def _file_action(host: Host, record: FileRecord) -> Action:
@@ -312,7 +261,7 @@ def verify(step: Step, journal: Journal) -> list[Check]:
             checks.append(check(f"{record.path} removed", sha_now is None,
                                 "absent" if sha_now is None else f"present, sha256 {sha_now}"))
             continue
-        mode_now = restore.file_mode_owner(host, record.path)
+        mode_now = run_journal.file_mode_owner(host, record.path)
         checks.append(check(f"{record.path} as before", sha_now == record.sha256_before,
                             f"sha256 {sha_now or 'absent'}, before the run "
                             f"{record.sha256_before}"))
@@ -333,14 +282,29 @@ def verify(step: Step, journal: Journal) -> list[Check]:
                                  f"installed {installed.get(name, 'none')}: reinstall {before} "
                                  f"by hand"))
 
-    for unit in sorted({*journal.enabled_units, *journal.started_units}):
+    for unit, before in journal.disabled_units.items():
+        now = systemd_facts.unit(host, unit)
+        if "enabled" in run_journal.unit_states(before):
+            checks.append(check(f"{unit} enabled again", now.enabled, now.file_state))
+        if "active" in run_journal.unit_states(before):
+            checks.append(check(f"{unit} active again", now.active, now.active_state))
+    for unit in sorted({*journal.enabled_units, *journal.started_units} - set(
+            journal.disabled_units)):
         now = systemd_facts.unit(host, unit)
         if unit in journal.enabled_units:
             checks.append(check(f"{unit} not enabled", not now.enabled,
                                 now.file_state or now.load_state))
         if unit in journal.started_units:
             checks.append(check(f"{unit} not active", not now.active, now.active_state))
+    for name in journal.started_processes:
+        running = run_journal.process_running(host, name)
+        checks.append(check(f"process {name} stopped", not running,
+                            "running" if running else "not running"))
     for group in journal.created_groups:
-        checks.append(check(f"group {group} removed", not service.has_group(host, group),
-                            "absent" if not service.has_group(host, group) else "present"))
+        present = service.has_group(host, group)
+        checks.append(check(f"group {group} removed", not present,
+                            "present" if present else "absent"))
+    for entry in journal.not_restorable:
+        checks.append(failed(f"{entry.path} as before",
+                             f"the run's {entry.action} is not undone: put it back by hand"))
     return checks

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.sandbox
 
 TRACE = "/var/log/gpurun-standin/nvidia-container-runtime.log"
 SERVICE_STEPS = "docker-binaries,docker-service"
+# The process cases install into a folder off every default PATH, which sudo resets.
+BIN_DIR = "/opt/docker/bin"
 # Prints the pid of the sshd that listens: the one whose parent is the host's PID 1 (tini).
 LISTENER_SSHD = ('for pid in $(pidof sshd); do '
                  '[ "$(cut -d" " -f4 "/proc/$pid/stat")" = 1 ] && echo "$pid"; done')
@@ -128,7 +130,7 @@ def managed(sandbox_hosts, demo_bundle, tmp_path_factory):
     host = add_sudo_user(root_host, "ops")
     folder = tmp_path_factory.mktemp("nosd-proc")
     inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(demo_bundle),
-                                ansible_become=True)
+                                ansible_become=True, bin_dir=BIN_DIR)
     result = gpurun_run(inventory, folder / "outputs", "--steps", SERVICE_STEPS)
     assert result.returncode == 0, result.stdout + result.stderr
     return root_host, inventory, folder
@@ -146,6 +148,7 @@ def test_sudo_user_started_daemons_as_root(managed, sandbox_hosts):
         pid = pid_from_file(sandbox_hosts, host, daemon.pid_file)
         owner = sandbox_hosts.run(host, ["stat", "-c", "%U", f"/proc/{pid}"]).stdout.strip()
         assert owner == "root", daemon.name
+        assert exe_of(sandbox_hosts, host, pid) == f"{BIN_DIR}/{daemon.name}"
 
 
 def test_stale_pid_file_naming_sshd(managed, sandbox_hosts):
@@ -167,7 +170,7 @@ def test_stale_pid_file_naming_sshd(managed, sandbox_hosts):
     assert outcomes["start containerd"]["status"] == "unchanged"
     assert sandbox_hosts.run(host, ["kill", "-0", str(sshd)]).returncode == 0
     new = pid_from_file(sandbox_hosts, host, background.DOCKERD.pid_file)
-    assert exe_of(sandbox_hosts, host, new) == "/usr/bin/dockerd"
+    assert exe_of(sandbox_hosts, host, new) == f"{BIN_DIR}/dockerd"
 
 
 def test_restart_for_new_flags_is_graceful(managed, sandbox_hosts):
@@ -216,7 +219,7 @@ def test_daemons_started_again_after_kill(managed, sandbox_hosts):
     outputs = folder / "outputs-again"
     result = gpurun_run(inventory, outputs, "--steps", "docker-service")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sandbox_hosts.run(host, ["docker", "version"]).returncode == 0
+    assert sandbox_hosts.run(host, [f"{BIN_DIR}/docker", "version"]).returncode == 0
 
 
 def run_steps(host, bundle: Path, folder: Path, steps: str, **variables) -> dict:

@@ -30,6 +30,9 @@ from gpurun.host.sudo import (
 log = logging.getLogger("gpurun.host")
 
 RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
+# The PATH that sudo gives commands on Debian and RHEL (their sudoers secure_path, without
+# Debian's /snap/bin).
+SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # SHA-256 of host files hashed by this process, keyed by login and path, with the stat
 # signature they had then. A runbook kernel runs all the steps of one host's run.
@@ -90,6 +93,10 @@ class Host:
         if prefix == SUDO_WITH_PASSWORD:
             # sudo -S reads the first line and leaves the rest of stdin to the command.
             stdin = f"{self._sudo_password}\n{stdin or ''}"
+        if prefix and self.spec.path_prefix and "/" not in argv[0]:
+            # sudo sets PATH to its secure_path, so the folder gpurun installs into goes back
+            # in front of it, as it is for a root login.
+            prefix = [*prefix, "env", f"PATH={self.spec.path_prefix}:{SUDO_SECURE_PATH}"]
         return self._run_journalled(argv, prefix, check=check, stdin=stdin, timeout=timeout,
                                     hint=hint)
 

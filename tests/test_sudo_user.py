@@ -1,4 +1,4 @@
-"""The main job through an ordinary ssh login whose sudo asks for a password, on an rpm host.
+"""The main job through an ordinary ssh login whose sudo requires a password, on an rpm host.
 
 The password reaches gpurun only through the environment variable named by sudo_password_env,
 and must reach no notebook, log or file on either side.

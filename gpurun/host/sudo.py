@@ -19,6 +19,10 @@ SUDO_WITHOUT_PASSWORD = ["sudo", "-n", "--"]
 # -S reads the password from the first line of stdin and leaves the rest to the command.
 # -k ignores a cached sudo ticket, so sudo reads that line on every call: with a ticket it
 # would skip the read and hand the password to the command. -p "" keeps stderr free of prompts.
+# NOTE: gpurun probes the policy with `true` only. A sudoers rule that exempts some commands
+# from the password (NOPASSWD for only some of them) would hand the password line to those.
+# NOTE: sudoers with `requiretty` (old RHEL defaults) rejects these commands, since gpurun
+# runs them without a terminal.
 SUDO_WITH_PASSWORD = ["sudo", "-S", "-k", "-p", "", "--"]
 
 # Probes whether the policy lets the login run commands without a password.

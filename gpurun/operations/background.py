@@ -27,7 +27,7 @@ CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 # runtime step writes only the second, with the runtime flags (runtime_config "flags").
 DOCKERD_FLAGS_FILE = "/etc/gpurun/dockerd.flags"
 DOCKERD_RUNTIME_FLAGS_FILE = "/etc/gpurun/dockerd-runtime.flags"
-# Where the flags that every background start of dockerd gets come from, for messages.
+# The origin named in messages for the flags that every background start of dockerd gets.
 START_FLAGS_ORIGIN = "gpurun's background start of dockerd"
 
 # dockerd stops its containers first, 15 s each by default (its shutdown-timeout), so this

@@ -67,7 +67,8 @@ def lab_argv(folder: Path, ip: str, port: int, open_browser: bool, runbook: str)
         f"--ServerApp.open_browser={open_browser}",
         "--ServerApp.kernel_manager_class=gpurun.lab.ProjectKernelManager",
         f"--LabApp.default_url=/lab/tree/runbooks/{runbook}.ipynb",
-        # Jupyter refuses root unless told; the sandbox hosts make root common on control nodes.
+        # Jupyter rejects root without this flag, and control nodes that use sandbox hosts run
+        # as root.
         f"--ServerApp.allow_root={os.geteuid() == 0}",
         *OFFLINE_OPTIONS,
     ]

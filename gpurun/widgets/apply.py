@@ -1,8 +1,8 @@
 """The Apply button under a plan, and a progress bar while a plan is applied.
 
-A cell must not block waiting for a click: ipywidgets delivers a click only when the kernel is
-idle, between cells. So the apply cell shows the plan and the button and ends; the click runs
-the plan later, and the step's next cells (verify, finish) check that it ran.
+A cell must not block waiting for a click, because ipywidgets delivers a click only when the
+kernel is idle, between cells. So the apply cell shows the plan and the button, then ends. The
+click runs the plan later, and the step's next cells (verify, finish) check that it ran.
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ class _NoProgress:
 class _BarProgress(logging.Handler):
     """A progress bar over the actions of a plan, with the latest gpurun log message below.
 
-    The log message is where uploads and installs say what they do ("uploading
-    docker-24.0.9.tgz (69 MB)"), so it shows which part of an action is running.
+    Uploads and installs log each file they handle ("uploading docker-20.10.24.tgz (71670654
+    bytes) to ..."), so the message shows which part of an action is running.
     """
 
     def __init__(self, total: int) -> None:

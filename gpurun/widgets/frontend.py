@@ -1,4 +1,4 @@
-"""Which frontend runs the kernel: a person in JupyterLab, or papermill."""
+"""Detection of the frontend that drives the kernel (a person in JupyterLab, or papermill)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ def is_interactive() -> bool:
     `allow_stdin` true. nbclient, which papermill and `gpurun run` use, sends it false, and a
     script or a terminal IPython has no kernel at all. So this is true only for a person at a
     notebook, who can click a button, and false wherever nothing may wait for a click.
-    Call it while a cell runs: inside a widget callback the request is a comm message, and the
-    answer is False.
+    Call it while a cell runs. Inside a widget callback the request is a comm message, so it
+    returns False there.
     """
     request = _current_request()
     if request.get("header", {}).get("msg_type") != "execute_request":

@@ -35,10 +35,10 @@ INVENTORY_FOLDER = Path("parameters")
 
 @dataclass
 class Choice:
-    """What a person picked for one runbook: kept while the kernel runs.
+    """The inventory, host and form edits a person chose for one runbook, kept per kernel.
 
-    "Run All" runs the parameters cell again, which would put back its default host; the
-    picker then restores this choice instead.
+    "Run All" runs the parameters cell again, which would put back its default host, so the
+    picker restores this choice instead.
     """
 
     inventory: str
@@ -53,7 +53,7 @@ def picked_parameters(base: Mapping[str, Any], host: InventoryHost | None,
                       edits: Mapping[str, Any]) -> dict[str, Any]:
     """Return a runbook's parameter values for a host, as `gpurun run` would pass them.
 
-    base holds the parameters cell's values and names the parameters the runbook declares.
+    base contains the parameters cell's values, one per parameter the runbook declares.
     The host's inventory variables override them (variables the runbook does not declare
     are left out, as the runner leaves them out), and the form's edits override both.
     """
@@ -164,7 +164,9 @@ class HostPicker:
             f"<p style='color:#a00000'>{html.escape(p)}</p>" for p in problems)
 
         names = sorted(self.hosts)
-        chosen = preferred if preferred in self.hosts else (names[0] if names else None)
+        chosen = names[0] if names else None
+        if preferred in self.hosts:
+            chosen = preferred
         self._updating = True
         try:
             self.host.options = names

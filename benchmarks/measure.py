@@ -69,7 +69,7 @@ class PeakMemory:
         return total
 
 
-def timed(argv: list[str], *, what: str, sample_memory: bool = False, **popen: Any) -> Timed:
+def timed(argv: list[str], *, label: str, sample_memory: bool = False, **popen: Any) -> Timed:
     """Run argv to the end and return its wall-clock time; stop the benchmark if it fails."""
     started = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -79,7 +79,7 @@ def timed(argv: list[str], *, what: str, sample_memory: bool = False, **popen: A
     seconds = time.monotonic() - started
     peak = sampler.stop() if sampler else 0.0
     if process.returncode != 0:
-        raise SystemExit(f"{what} failed (exit status {process.returncode}):\n{output[-4000:]}")
+        raise SystemExit(f"{label} failed (exit status {process.returncode}):\n{output[-4000:]}")
     return Timed(seconds, peak)
 
 
@@ -131,11 +131,16 @@ def install_python(hosts: list[SandboxHost], workdir: Path) -> None:
         run_on(host, ["mkdir", "-p", folder])
         subprocess.run(["scp", "-q", *ssh_base(host), *map(str, debs.values()),
                         f"{host.user}@{host.address}:{folder}/"], check=True, timeout=600)
-        run_on(host, ["sh", "-c", f"dpkg -i {folder}/*.deb >/dev/null && rm -rf {folder}"])
+        # One dpkg call cannot unpack a package before the packages it pre-depends on are
+        # configured, so install in rounds; --skip-same-version keeps each round short.
+        rounds = (f"for round in 1 2 3 4; do dpkg -i --skip-same-version {folder}/*.deb "
+                  f">/dev/null 2>&1 && break; done; dpkg -i --skip-same-version {folder}/*.deb "
+                  f">/dev/null && rm -rf {folder}")
+        run_on(host, ["sh", "-c", rounds])
 
 
 def _dependency_closure(package: str) -> set[str]:
-    """Return package and everything it depends on, recursively, as this machine's apt sees it."""
+    """Return package and all its dependencies, recursively, from this machine's apt index."""
     output = subprocess.run(
         ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
          "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", package],

@@ -5,8 +5,8 @@ Run as root from the repository root, after `pip install -e '.[bench]'`:
 
     .venv/bin/python benchmarks/run_benchmarks.py
 
-It boots fresh sandbox hosts (one per install, so that every install starts from the same
-bare host), prints five figures and rewrites docs/benchmarks.md with them:
+It boots a fresh sandbox host for every install, so that each one starts from the same bare
+host. It prints five figures and rewrites docs/benchmarks.md with them:
   (a) gpurun's whole chain on one host / benchmarks/manual_install.sh on another one;
   (b) a second gpurun run that changes nothing / the first run;
   (c) N hosts at --parallel N / one host, for N = 2 and 4;
@@ -78,7 +78,7 @@ class Bench:
                 "--parallel", str(parallel)]
         # An empty cache, so that the first run hashes the bundle as a first run does.
         env = {**os.environ, "GPURUN_CACHE_DIR": str(self.workdir / "cache")}
-        result = timed(argv, what=f"gpurun ({label})", sample_memory=True, env=env, cwd=ROOT)
+        result = timed(argv, label=f"gpurun ({label})", sample_memory=True, env=env, cwd=ROOT)
         self._record(label, result)
         return result
 
@@ -122,7 +122,7 @@ class Bench:
                "ansible"), "ANSIBLE_NOCOLOR": "1"}
         argv = [str(playbook_bin), "-i", str(inventory), "-f", str(len(hosts)),
                 "-e", f"@{self.workdir / 'vars.json'}", str(BENCH / "playbook.yml")]
-        result = timed(argv, what=f"ansible-playbook ({label})", env=env, cwd=ROOT)
+        result = timed(argv, label=f"ansible-playbook ({label})", env=env, cwd=ROOT)
         self._record(label, result)
         return result
 

@@ -27,7 +27,7 @@ PLAN_SUFFIX = "-plan"
 
 @dataclass
 class Resume:
-    """What a --resume run does for one host of the failed run."""
+    """The steps that a --resume run skips and runs for one host of the failed run."""
 
     steps: list[str]
     # Steps that completed before, each with the id of the run in which it completed.
@@ -96,8 +96,8 @@ def run_inventory(
     verify_bundles(selected, overrides, per_host)
 
     run_id = run_id or new_run_id() + (PLAN_SUFFIX if plan_only else "")
-    wanted_steps = steps or STEP_NAMES
-    display = _progress(progress, outputs, run_id, [h.name for h in selected], wanted_steps)
+    shown_steps = steps or STEP_NAMES
+    display = _progress(progress, outputs, run_id, [h.name for h in selected], shown_steps)
     return run_hosts(selected, run_id, outputs, parallel=parallel, progress=display,
                      per_host=per_host, steps=steps or None, plan_only=plan_only,
                      overrides=overrides)

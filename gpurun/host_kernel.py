@@ -6,7 +6,7 @@ runbook after the first, the kernel's namespace is cleared (`%reset -f`) and its
 counter set back to 1, so each notebook runs and reads as if it ran alone. Imported modules stay
 loaded; that is the time saved.
 
-One kernel client serves every runbook too: a new client waits for the kernel to answer on
+One kernel client serves every runbook too: a new client waits until the kernel replies on
 two channels, which took 0.5 to 1 s per client on a busy machine.
 """
 
@@ -121,8 +121,8 @@ class HostKernel:
         )
         client = self.manager.client()
         client.start_channels()
-        # As nbclient does, after start_channels, which sets it: no cell can ask for input,
-        # and this tells the runbooks that no person is there to click a button.
+        # As nbclient does, after start_channels, which sets it: no cell can ask for input.
+        # The runbooks check it to learn that no person is there to click a button.
         client.allow_stdin = False
         run_sync(client.wait_for_ready)(timeout=STARTUP_TIMEOUT_S)
         return client

@@ -7,9 +7,10 @@ The format is Ansible's YAML inventory, so one file serves both tools:
   name) beside the inventory file;
 - Ansible's connection variables (ansible_host, ansible_port, ansible_user, ...).
 
-Variables merge as Ansible merges them: `all`, then the other groups from the shallowest to the
-deepest (alphabetical among equals), each group's inventory vars before its group_vars file;
-then the host's inventory vars, then its host_vars file. The last one set wins.
+Variables merge as Ansible merges them, and the last one set wins. First come `all`'s, then
+each other group's from the shallowest to the deepest (alphabetical among equals), the
+inventory's vars before the group_vars file. Then come the host's inventory vars, and last its
+host_vars file.
 
 As in Ansible, a host without ansible_user or ansible_port logs in with what ssh's own
 configuration gives (~/.ssh/config, then ssh's defaults), and ansible_host may be a `Host`

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 REFRESH_S = 0.5
 
-# How a step's status shows in a table cell; a running step also shows its elapsed time.
+# The word for each step status in a table cell. A running step also shows its elapsed time.
 STATUS_WORDS = {"completed": "ok", "failed": "FAILED", "running": "running",
                 "skipped": "done before", "waiting": "-"}
 STATUS_COLORS = {"ok": "#1a7f37", "changed": "#0550ae", "FAILED": "#cf222e",

@@ -172,8 +172,9 @@ def _run_steps(record: HostRun, folder: Path, to_run: list[tuple[str, str]],
             record.steps.append(StepRecord(number, name, "running", None, 0, 0.0, notebook.name,
                                            started=_now()))
             _write_run_json(folder, record)
-            given = {k: v for k, v in parameters.items() if k in declared[name]}
-            step = _execute(kernel, runbooks / f"{name}.ipynb", notebook, given, number, name)
+            step_parameters = {k: v for k, v in parameters.items() if k in declared[name]}
+            step = _execute(kernel, runbooks / f"{name}.ipynb", notebook, step_parameters,
+                            number, name)
             record.steps[-1] = step
             _write_run_json(folder, record)
             log.debug("%s: %s %s (%.1f s)", record.host, name, step.status, step.seconds)

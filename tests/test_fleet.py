@@ -1,6 +1,6 @@
 """A run over several sandbox hosts at once, where one host is unreachable and one is broken.
 
-The healthy host converges; the others fail with their reasons; the exit status says so; and
+The healthy host converges and the others fail with their reasons. The exit status is 1, and
 each host's run.json and the summary table show all three. A re-run of the healthy host is
 measured on its network link: it copies no bundle bytes.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from chain import gpurun_run, run_records
+from ssh_alias import ssh_alias
+
 from gpurun.bundle.manifest import load_manifest
 from gpurun.sandbox.network import netns_name
 from gpurun.steps import STEP_NAMES
-from ssh_alias import ssh_alias
 
 pytestmark = pytest.mark.sandbox
 

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from ssh_alias import ssh_alias
 
 from gpurun.errors import ConfigError
 from gpurun.inventory import load_inventory, select_hosts
-from ssh_alias import ssh_alias
 
 INVENTORY = """\
 all:

@@ -4,8 +4,8 @@ changes no file on the host."""
 from __future__ import annotations
 
 import pytest
-
 from chain import gpurun_run, run_records, write_inventory
+
 from gpurun.runner import read_summary
 from gpurun.steps import STEP_NAMES
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from chain import gpurun_run, run_records, write_inventory
+
 from gpurun.errors import GpurunError
 from gpurun.fleet import hosts_to_resume
 from gpurun.steps import STEP_NAMES

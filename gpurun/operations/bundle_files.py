@@ -19,7 +19,7 @@ def host_path(relative: str) -> PurePosixPath:
 
 
 def ensure_uploaded(host: Host, bundle_dir: Path, relative: str, sha256: str) -> PurePosixPath:
-    """Upload a bundle file unless the host already holds it; verify it either way."""
+    """Upload a bundle file unless the host has it with the right SHA-256; verify it either way."""
     remote = host_path(relative)
     if host.sha256(remote) == sha256:
         log.info("%s: %s already on the host with the manifest's SHA-256, not uploaded",

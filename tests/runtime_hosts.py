@@ -49,8 +49,10 @@ def read_file(host: Any, path: str) -> str | None:
 
 
 def docker_info(host: Any) -> dict[str, Any] | None:
+    """Return `docker info` from the host's daemon, or None when no daemon answers."""
     result = ssh(host, "docker info --format '{{json .}}'")
-    return json.loads(result.stdout) if result.returncode == 0 else None
+    info = json.loads(result.stdout) if result.returncode == 0 else None
+    return None if not info or info.get("ServerErrors") else info
 
 
 def notebook_text(notebook: Path) -> str:
@@ -70,7 +72,7 @@ def notebook_text(notebook: Path) -> str:
 
 @dataclass
 class StepRuns:
-    """Runs gpurun steps on one sandbox host, each run with its own inventory variables."""
+    """gpurun runs of chosen steps on one sandbox host, each with its own inventory variables."""
 
     host: Any
     bundle: Path

@@ -27,7 +27,7 @@ def preflight_host(sandbox_hosts, demo_bundle, tmp_path_factory):
 
 @pytest.fixture
 def old_toolkit_bundle(demo_bundle, tmp_path):
-    """A copy of the demo bundle whose manifest says libnvidia-container 1.7.0."""
+    """Return a copy of the demo bundle whose manifest lists libnvidia-container 1.7.0."""
     copy = tmp_path / "old-toolkit"
     shutil.copytree(demo_bundle, copy, copy_function=os.link)
     manifest_path = copy / "manifest.json"

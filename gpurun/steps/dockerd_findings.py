@@ -18,7 +18,7 @@ DEFAULT_DATA_ROOT = "/var/lib/docker"
 
 @dataclass
 class DockerdConfig:
-    """What preflight read of dockerd's configuration, and what it found wrong."""
+    """dockerd's configuration as preflight read it, with the findings about it."""
 
     path: str
     config: dict[str, Any]

@@ -20,9 +20,10 @@ CGROUP_V2_MIN_DOCKER = (20, 10)
 # Docker's documented minimum kernel, and the one overlay2 needs outside RHEL 7's backports.
 MIN_KERNEL = (3, 10)
 MIN_KERNEL_OVERLAY2 = (4, 0)
-# Docker 28.0 adds rules to iptables' raw table for every published port.
+# Docker 28.0 adds rules to iptables' raw table for published ports; without the table
+# `docker run -p` fails (reported with 28.0.1 in moby/moby issue 49557).
 RAW_TABLE_MIN_DOCKER = (28, 0)
-# Offsets above this break TLS certificate checks and make logs hard to line up.
+# Offsets above this can fail TLS certificate checks and make logs hard to line up.
 MAX_CLOCK_OFFSET_S = 60
 KIB_PER_MIB = 1024
 # NOTE: an estimate: CUDA base images take 2 to 8 GiB each, so less leaves room for few.

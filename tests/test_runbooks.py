@@ -31,7 +31,7 @@ def load(name: str) -> nbformat.NotebookNode:
     return nbformat.read(str(RUNBOOKS / f"{name}.ipynb"), as_version=4)
 
 
-@pytest.mark.parametrize("name", HOST_RUNBOOKS)
+@pytest.mark.parametrize("name", [*HOST_RUNBOOKS, "bundle"])
 def test_runbook_opens_with_introduction(name):
     first = load(name).cells[0]
     assert first.cell_type == "markdown"

@@ -105,6 +105,9 @@ class _BarProgress(logging.Handler):
 
     Uploads and installs log each file they handle ("uploading docker-20.10.24.tgz (71670654
     bytes) to ..."), so the message shows which part of an action is running.
+
+    NOTE: the bar counts actions, not bytes. Host.upload copies a file with one scp call that
+    reports no progress, so a large upload shows as its log line until it ends.
     """
 
     def __init__(self, total: int) -> None:

@@ -17,6 +17,7 @@ from gpurun.host import Host, HostSpec, connect
 from gpurun.host.connection import resolve_login
 from gpurun.step import Step, show
 
+RUN_CONTROL_DIRS = "/tmp/gpurun-ssh/"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -57,7 +58,10 @@ def start(
         )
     # The steps of one run share ssh connections; a later run never reuses a connection to
     # a host that was replaced at the same address since (sandbox hosts are).
-    os.environ.setdefault("GPURUN_SSH_CONTROL_DIR", f"/tmp/gpurun-ssh/{run_id}")
+    # An operator's own GPURUN_SSH_CONTROL_DIR is kept; gpurun's per-run folder follows the run.
+    configured = os.environ.get("GPURUN_SSH_CONTROL_DIR", RUN_CONTROL_DIRS)
+    if configured.startswith(RUN_CONTROL_DIRS):
+        os.environ["GPURUN_SSH_CONTROL_DIR"] = f"{RUN_CONTROL_DIRS}{run_id}"
     # An empty user or port 0 (an inventory without ansible_user or ansible_port) takes what
     # ssh's configuration gives for the address, which may be a Host alias in ~/.ssh/config.
     login_user, login_port = resolve_login(address, user, int(port or 0))

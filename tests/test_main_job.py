@@ -114,5 +114,5 @@ def test_outputs_layout(converged):
     folder = outputs / host.name / first["run_id"]
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted([f"{n:02d}-{s}.ipynb" for n, s in enumerate(STEP_NAMES, 1)]
-                           + ["run.json"])
+                           + ["SHA256SUMS", "run.json"])
     assert Path(folder / "run.json").exists()

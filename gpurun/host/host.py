@@ -17,6 +17,7 @@ from plumbum.commands.processes import CommandNotFound
 from plumbum.machines.base import BaseMachine
 
 from gpurun.errors import ConnectionFailed, RemoteCommandError
+from gpurun.host import hash_cache
 from gpurun.host.changes import FileChange, change_journal_line, unified_diff
 from gpurun.host.connection import HostSpec
 from gpurun.host.sudo import (
@@ -33,10 +34,6 @@ RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
 # The PATH that sudo gives commands on Debian and RHEL (their sudoers secure_path, without
 # Debian's /snap/bin).
 SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# SHA-256 of host files hashed by this process, keyed by login and path, with the stat
-# signature they had then. A runbook kernel runs all the steps of one host's run.
-_HASHED: dict[tuple[str, str, int, str], tuple[str, str]] = {}
 EXIT_NOT_FOUND = 127
 
 
@@ -215,24 +212,23 @@ class Host:
     def sha256(self, path: str | PurePosixPath) -> str | None:
         """Return the file's SHA-256, or None when it does not exist.
 
-        The steps of a run read the same binaries several times, and hashing dockerd takes
-        a second on a busy host. So a file whose size, inode, mtime and ctime (to the
-        nanosecond) are unchanged since this process hashed it is not hashed again. Any
-        write changes the ctime, and replacing a file changes the inode.
+        A file whose size, inode, mtime and ctime are unchanged since gpurun last hashed it is
+        not hashed again: gpurun.host.hash_cache explains why that is safe.
         """
-        key = (self.spec.user, self.spec.address, self.spec.port, str(path))
-        signature = self.run(["stat", "-L", "-c", "%s %i %.9Y %.9Z", "--", str(path)],
-                             check=False)
-        if not signature.ok:
+        login = f"{self.spec.user}@{self.spec.address}:{self.spec.port}"
+        stat = self.run(["stat", "-L", "-c", hash_cache.STAT_FORMAT, "--", str(path)],
+                        check=False)
+        if not stat.ok:
             return None
-        cached = _HASHED.get(key)
-        if cached and cached[0] == signature.stdout:
-            return cached[1]
+        signature = stat.stdout.strip()
+        known = hash_cache.lookup(login, str(path), signature)
+        if known:
+            return known
         result = self.run(["sha256sum", "--", str(path)], check=False)
         if not result.ok:
             return None
         digest = result.stdout.split()[0]
-        _HASHED[key] = (signature.stdout, digest)
+        hash_cache.remember(login, str(path), signature, digest)
         return digest
 
     # -- changing ---------------------------------------------------------------------------

@@ -157,15 +157,7 @@ class Bench:
 
 def measure(bench: Bench) -> dict[str, float]:
     """Run every install and return the figures (a) to (e)."""
-    print("(a, b) one host: gpurun twice, the shell script once", flush=True)
-    [gpurun_host] = bench.boot("g", 1)
-    [manual_host] = bench.boot("m", 1)
-    bench.gpurun("gpurun first run", [gpurun_host])
-    bench.check_installed([gpurun_host])
-    bench.gpurun("gpurun second run", [gpurun_host])
-    bench.manual("shell script", manual_host)
-    bench.check_installed([manual_host])
-    bench.remove([gpurun_host, manual_host])
+    measure_one_host(bench)
 
     for count in PARALLEL_COUNTS:
         print(f"(c) {count} hosts at --parallel {count}", flush=True)
@@ -185,13 +177,30 @@ def measure(bench: Bench) -> dict[str, float]:
     first = seconds["gpurun first run"]
     largest = max(PARALLEL_COUNTS)
     return {
-        "a": first / seconds["shell script"],
-        "b": seconds["gpurun second run"] / first,
+        **one_host_figures(bench),
         **{f"c{n}": seconds[f"gpurun {n} hosts"] / first for n in PARALLEL_COUNTS},
         "d": seconds[f"gpurun {ANSIBLE_HOSTS} hosts"] / seconds[f"ansible {ANSIBLE_HOSTS} hosts"],
         "e": bench.peak_mib[f"gpurun {largest} hosts"] / largest,
         "e1": bench.peak_mib["gpurun first run"],
     }
+
+
+def measure_one_host(bench: Bench) -> None:
+    print("(a, b) one host: gpurun twice, the shell script once", flush=True)
+    [gpurun_host] = bench.boot("g", 1)
+    [manual_host] = bench.boot("m", 1)
+    bench.gpurun("gpurun first run", [gpurun_host])
+    bench.check_installed([gpurun_host])
+    bench.gpurun("gpurun second run", [gpurun_host])
+    bench.manual("shell script", manual_host)
+    bench.check_installed([manual_host])
+    bench.remove([gpurun_host, manual_host])
+
+
+def one_host_figures(bench: Bench) -> dict[str, float]:
+    first = bench.seconds["gpurun first run"]
+    return {"a": first / bench.seconds["shell script"],
+            "b": bench.seconds["gpurun second run"] / first}
 
 
 def machine() -> str:
@@ -265,6 +274,8 @@ process and all its children (workers, kernels, ssh), sampled every 0.2 s.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
+    parser.add_argument("--one-host", action="store_true",
+                        help="Measure only (a) and (b), print them, and leave the docs alone.")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run the benchmark as root: sandbox hosts need systemd-nspawn")
@@ -276,10 +287,19 @@ def main() -> None:
     bench = Bench(workdir, bundle, manifest, prefix=f"b{os.getpid() % 1000}")
     start_load = load_average()
     try:
-        figures = measure(bench)
+        if arguments.one_host:
+            measure_one_host(bench)
+        else:
+            figures = measure(bench)
     finally:
         if bench.booted:
             down(bench.booted)
+    if arguments.one_host:
+        figures = one_host_figures(bench)
+        print(f"\n(a) gpurun / shell script, one host: {figures['a']:.2f}x")
+        print(f"(b) second run / first run:          {figures['b']:.2f}x")
+        print(f"load average at the start: {start_load}; at the end: {load_average()}")
+        return
     write_docs(figures, bench, (start_load, load_average()))
 
     print(f"\n(a) gpurun / shell script, one host:        {figures['a']:.2f}x")

@@ -133,3 +133,32 @@ def test_summary_lines(tmp_path):
     assert lines[2].split()[:6] == ["gpu2", "failed", "3.1", "0/3", "0", "0"]
     assert lines[2].endswith("connect: no route to host")
     assert lines[3].startswith("1 of 2 hosts succeeded")
+
+
+def test_notebook_run_shows_widget(tmp_path):
+    # A real kernel runs gpurun.fleet.run from a notebook cell, as in JupyterLab. Two hosts on
+    # a closed loopback port fail at once, in two worker processes.
+    import nbformat
+    from nbclient import NotebookClient
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_host: 127.0.0.1\n    ansible_port: 1\n"
+        "    ansible_user: root\n  hosts:\n    closed1:\n    closed2:\n")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "from gpurun import fleet\n"
+        f"records = fleet.run({str(inventory)!r}, outputs={str(tmp_path / 'outputs')!r}, "
+        "parallel=2)\n"
+        "print([record.reason for record in records])"))
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(Path.cwd())}}).execute()
+
+    outputs = notebook.cells[0].outputs
+    kinds = [kind for output in outputs for kind in output.get("data", {})]
+    assert "application/vnd.jupyter.widget-view+json" in kinds
+    summary = "".join(output["data"]["text/html"] for output in outputs
+                      if "text/html" in output.get("data", {}))
+    assert "0 of 2 hosts succeeded" in summary
+    printed = "".join(output.get("text", "") for output in outputs)
+    assert printed.count("connect: connection refused") == 2

@@ -77,6 +77,9 @@ def docker_info(host: Host) -> dict[str, Any] | None:
         info: dict[str, Any] = json.loads(result.stdout)
     except json.JSONDecodeError:
         return None
+    # The 20.10 client exits 0 without a daemon and reports it only under ServerErrors.
+    if info.get("ServerErrors") or not info.get("ServerVersion"):
+        return None
     return info
 
 

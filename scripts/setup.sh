@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 debian_packages=(
     debootstrap systemd-container iproute2 iptables openssh-client  # sandbox hosts
     busybox-static dpkg-dev rpm                                     # demo bundle
+    skopeo umoci                                                    # its test image's checks
     gpgv gnupg createrepo-c                                         # bundle build and its tests
     python3-venv                                                    # the virtual environment
     chromium                                                        # the report's browser test

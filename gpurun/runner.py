@@ -31,6 +31,7 @@ from gpurun.host_kernel import HostKernel
 from gpurun.inventory import InventoryHost
 from gpurun.inventory import check_variables as check_inventory_variables
 from gpurun.records import write_manifest
+from gpurun.runbook import RUN_CONTROL_DIRS
 from gpurun.step import SUMMARY_MIME
 from gpurun.steps import HOST_STEPS
 
@@ -189,16 +190,21 @@ def _run_steps(record: HostRun, folder: Path, to_run: list[tuple[str, str]],
 def _ssh_control_dir(run_id: str) -> Iterator[None]:
     """Set the folder of shared ssh connections for this run, as runbook.start does.
 
-    The kernels inherit it, so the steps reuse the connection the login check opened.
+    The kernels inherit it, so the steps reuse the connection the login check opened. An
+    operator's own folder (one outside gpurun's per-run folders) is kept.
     """
-    if os.environ.get(SSH_CONTROL_DIR_ENV):
+    previous = os.environ.get(SSH_CONTROL_DIR_ENV)
+    if previous and not previous.startswith(RUN_CONTROL_DIRS):
         yield
         return
-    os.environ[SSH_CONTROL_DIR_ENV] = f"/tmp/gpurun-ssh/{run_id}"
+    os.environ[SSH_CONTROL_DIR_ENV] = f"{RUN_CONTROL_DIRS}{run_id}"
     try:
         yield
     finally:
-        del os.environ[SSH_CONTROL_DIR_ENV]
+        if previous is None:
+            os.environ.pop(SSH_CONTROL_DIR_ENV, None)
+        else:
+            os.environ[SSH_CONTROL_DIR_ENV] = previous
 
 
 def _login_problem(parameters: dict[str, Any]) -> str:

@@ -30,6 +30,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Each sandbox host runs its own systemd, which takes several inotify instances; the kernel's
+# default of 128 per user is used up by about a dozen hosts, and the next one fails to boot.
+if [ "$(sysctl -n fs.inotify.max_user_instances)" -lt 8192 ]; then
+    sysctl -q -w fs.inotify.max_user_instances=8192
+fi
+if [ "$(sysctl -n fs.inotify.max_user_watches)" -lt 1048576 ]; then
+    sysctl -q -w fs.inotify.max_user_watches=1048576
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -33,7 +33,7 @@ from gpurun.demo.standin_scripts import DRIVER_NOT_LOADED, STANDIN_PROGRAMS
 from gpurun.demo.toolkit_facts import INSTALL_ORDER, TOOLKIT_PACKAGES
 from gpurun.errors import BundleError
 
-NVIDIA_APT_INDEX = Path(__file__).resolve().parents[2] / "shared/data/nvidia-repo/stable/deb"
+NVIDIA_APT_INDEX = Path(__file__).resolve().parent / "data/nvidia-repo/stable/deb"
 DOCKER_MEMBERS = [f"docker/{name}" for name, _, _ in DOCKER_BINARY_SOURCES]
 COMPARED_FIELDS = ("Depends", "Breaks", "Replaces", "Section", "Multi-Arch", "Source")
 

@@ -12,7 +12,7 @@ from gpurun.bundle.rpm_repo import parse_primary, parse_repomd
 from gpurun.bundle.versions import compare, is_pre_release, rpmvercmp, satisfies
 from gpurun.errors import BundleError
 
-REAL_REPO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nvidia-repo"
+REAL_REPO = Path(__file__).resolve().parent / "data" / "nvidia-repo"
 MODERN_SET = ["libnvidia-container1", "libnvidia-container-tools",
               "nvidia-container-toolkit-base", "nvidia-container-toolkit"]
 REAL_VERSIONS = ["1.14.0-1", "1.14.1-1", "1.14.2-1", "1.14.3-1", "1.14.4-1", "1.14.5-1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +22,8 @@ SSHD_ONLY_INIT = "/usr/local/sbin/gpurun-sshd-only"
 
 # systemd powers off on SIGRTMIN+4, and tini passes SIGTERM on to sshd.
 POWEROFF_SIGNALS = {"systemd": signal.SIGRTMIN + 4, "none": signal.SIGTERM}
+
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 
 # The Popen of each nspawn this process started, kept so that the exited nspawn gets reaped.
 _started: dict[int, subprocess.Popen[bytes]] = {}
@@ -60,6 +63,7 @@ def start_container(name: str, layout: HostLayout, init: str) -> int:
     # Lets Docker inside the host write to /proc/sys and /sys like on a real machine.
     environment["SYSTEMD_NSPAWN_API_VFS_WRITABLE"] = "1"
 
+    remove_propagate_folder(name)
     argv = nspawn_argv(name, layout, init)
     log.debug("sandbox %s: %s", name, " ".join(argv))
     with open(layout.log, "ab") as output:
@@ -73,6 +77,17 @@ def start_container(name: str, layout: HostLayout, init: str) -> int:
         )
     _started[process.pid] = process
     return process.pid
+
+
+def remove_propagate_folder(name: str) -> None:
+    """Remove the folder nspawn keeps for a machine name, left behind when nspawn was killed.
+
+    nspawn refuses to start a machine whose folder exists on a disk file system, which /run is
+    on a machine without systemd as PID 1.
+    """
+    folder = PROPAGATE_DIR / name
+    if folder.is_dir() and not folder.is_mount():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read_proc(pid: int, name: str) -> str | None:

@@ -15,7 +15,7 @@ from gpurun.sandbox.keys import remove_known_host
 from gpurun.sandbox.locks import file_lock
 from gpurun.sandbox.mounts import mounts_under, unmount_all_under
 from gpurun.sandbox.network import netns_pids, remove_network
-from gpurun.sandbox.nspawn import stop_container
+from gpurun.sandbox.nspawn import remove_propagate_folder, stop_container
 from gpurun.sandbox.paths import StateLayout
 from gpurun.sandbox.records import HostRecord, load_record
 
@@ -43,6 +43,7 @@ def remove_host(state: StateLayout, name: str) -> None:
     _kill_orphans(name)
     unmount_all_under(layout.dir, host=name)
     remove_network(name, record.index if record else None)
+    remove_propagate_folder(name)
 
     if record is not None:
         _forget_host(state, record)

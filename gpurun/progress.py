@@ -245,8 +245,10 @@ def summary_lines(records: list[Any], outputs: Path) -> list[str]:
              for row in [header, *rows]]
     succeeded = sum(record.succeeded for record in records)
     run_ids = sorted({record.run_id for record in records})
+    hosts = sorted({record.host for record in records})
+    host_part = hosts[0] if len(hosts) == 1 else "<host>"
     lines.append(f"{succeeded} of {len(records)} hosts succeeded; records in "
-                 f"{outputs}/<host>/{', '.join(run_ids)}/")
+                 f"{outputs}/{host_part}/{', '.join(run_ids)}/")
     return lines
 
 

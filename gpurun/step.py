@@ -158,6 +158,10 @@ class Step:
     def verify(self, checks: list[Check]) -> None:
         """Record the checks and fail the step if any failed."""
         self._require_applied()
+        if self.plan_only:
+            # Nothing was applied, so a check of the wanted state says only what would change.
+            checks = [Check(c.name, "skipped", f"plan only, not applied: {c.detail}")
+                      if c.failed else c for c in checks]
         self.checks.extend(checks)
         show(display.checks_table("Verification", checks))
         failures = [c for c in checks if c.failed]

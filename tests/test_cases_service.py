@@ -178,3 +178,36 @@ def load_checks(outputs: Path, host: str, record: dict, step: str) -> list[dict]
     notebook = outputs / host / record["run_id"] / entry["notebook"]
     assert error_outputs(notebook) == []
     return read_summary(notebook)["checks"]
+
+
+def bundle_for_other_arch(source: Path, target: Path) -> Path:
+    """Copy a bundle and relabel it for the CPU architecture this machine is not."""
+    shutil.copytree(source, target)
+    manifest = load_manifest(target)
+    other = "aarch64" if manifest.arch == "x86_64" else "x86_64"
+    files = [dataclasses.replace(f, arch=other) if f.kind == "docker-static" else f
+             for f in manifest.files]
+    write_manifest(target, dataclasses.replace(manifest, arch=other, files=files))
+    return target
+
+
+def test_wrong_arch_bundle_rejected_before_upload(sandbox_hosts, demo_bundle, tmp_path):
+    host = sandbox_hosts.start("c14")
+    bundle = bundle_for_other_arch(demo_bundle, tmp_path / "bundle-other-arch")
+
+    preflight, preflight_record = run_steps(sandbox_hosts, host, bundle, tmp_path / "a",
+                                            "preflight")
+    binaries, binaries_record = run_steps(sandbox_hosts, host, bundle, tmp_path / "b",
+                                          "docker-binaries")
+
+    assert preflight.returncode == 1
+    assert preflight_record["status"] == "failed"
+    assert binaries.returncode == 1
+    step = binaries_record["steps"][0]
+    notebook = tmp_path / "b" / "outputs" / host.name / binaries_record["run_id"] / step["notebook"]
+    errors = "\n".join(error_outputs(notebook))
+    assert "x86_64" in errors, errors
+    assert "aarch64" in errors, errors
+    assert sandbox_hosts.run(host, ["test", "-e", "/usr/bin/dockerd"]).returncode == 1
+    uploaded = sandbox_hosts.run(host, ["sh", "-c", "ls /var/lib/gpurun/bundle 2>/dev/null"])
+    assert uploaded.stdout.strip() == ""

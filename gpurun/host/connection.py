@@ -109,9 +109,12 @@ def _ssh_machine(spec: HostSpec) -> BaseMachine:
             connect_timeout=30,
         )
     except Exception as error:  # plumbum raises several unrelated types on a failed login
+        # plumbum may fail writing to an ssh that already exited (a broken pipe) and so lose
+        # ssh's message: a plain login attempt recovers the reason.
+        reason = probe_login(spec, timeout_s=15) or _first_line(error)
         raise ConnectionFailed(
             f"cannot connect to host {spec.name} ({spec.user}@{spec.address}:{spec.port}): "
-            f"{_first_line(error)}\n"
+            f"{reason}\n"
             f"  next step: try `{shlex.join(spec.ssh_argv(['true']))}` and fix what ssh reports"
         ) from error
 

@@ -199,7 +199,13 @@ def run_menu(page: Any, command: str) -> None:
     """Click an entry of JupyterLab's Run menu by its command id, and wait for a cell to start."""
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.locator(f"li[data-command='{command}']").click()
-    page.wait_for_selector(".jp-InputPrompt:has-text('[*]')", timeout=60_000)
+    # A short cell can finish before its busy marker is seen; the callers then wait for the
+    # kernel to go idle and for the cell's own output, which is what they check.
+    try:
+        page.wait_for_selector(".jp-InputPrompt:has-text('[*]')", timeout=15_000)
+    except Exception as error:
+        if type(error).__name__ != "TimeoutError":
+            raise
 
 
 def pick_host(page: Any, name: str) -> None:

@@ -69,16 +69,6 @@ class RuntimeChange:
                 f"{self.drop_in_path}:\n{drop_in or '(no file)'}")
 
 
-def daemon_info(host: Host) -> dict[str, Any] | None:
-    """Return `docker info` from a daemon that answered, or None.
-
-    The docker 20.10 client exits 0 when no daemon answers, with only "ServerErrors" and the
-    client's own fields in its output.
-    """
-    info = docker_facts.docker_info(host)
-    return None if not info or info.get("ServerErrors") else info
-
-
 def runtime_state(info: dict[str, Any] | None) -> tuple[dict[str, str], str | None]:
     """Return the runtimes (name to path) and the default runtime that `docker info` reports."""
     if not info:
@@ -230,10 +220,10 @@ def _require_command_line(host: Host, change: RuntimeChange) -> None:
 def _settled_info(host: Host, target: RuntimeTarget, timeout: float) -> dict[str, Any] | None:
     """Poll `docker info` until it shows target or timeout seconds pass; return the last one."""
     deadline = time.monotonic() + timeout
-    info = daemon_info(host)
+    info = docker_facts.docker_info(host)
     while not shows_target(info, target) and time.monotonic() < deadline:
         time.sleep(1)
-        info = daemon_info(host)
+        info = docker_facts.docker_info(host)
     return info
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from gpurun import daemon_config
 from gpurun.errors import ConfigError, GpurunError
+from gpurun.facts import docker as docker_facts
 from gpurun.facts import dockerd as dockerd_facts
 from gpurun.facts import system as system_facts
 from gpurun.host import Host
@@ -87,7 +88,7 @@ def gather(step: Step) -> RuntimeFacts:
         drop_in_text=host.read_text(drop_in_path),
         runtime_path=host.which(RUNTIME_BINARY),
         dockerd=dockerd if "/" in dockerd else host.which(dockerd),
-        info=runtime.daemon_info(host),
+        info=docker_facts.docker_info(host),
         drop_in_path=drop_in_path,
     )
     hook = host.which(GPU_HOOK_BINARY)
@@ -309,7 +310,7 @@ def verify(step: Step, *, set_default: bool = True) -> list[Check]:
     config_path = daemon_config.config_file_path(command_line)
     config = daemon_config.parse_daemon_json(host.read_text(config_path), config_path, host.name)
 
-    info = runtime.daemon_info(host)
+    info = docker_facts.docker_info(host)
     runtimes, default = runtime.runtime_state(info)
     checks = [check(f"{RUNTIME_NAME} runtime listed", RUNTIME_NAME in runtimes,
                     f"docker info runtimes: {runtimes}")]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class Action:
     """One thing a step would change on a host, or the reason it need not.
 
-    `apply` is None when the host is already as wanted; `reason` then says why.
+    `apply` is None when the host is already as wanted; `reason` then gives why.
     """
 
     target: str
@@ -30,7 +30,7 @@ def unchanged(target: str, reason: str) -> Action:
 
 @dataclass
 class Outcome:
-    """What happened to one action: changed, unchanged, or only planned."""
+    """The result of one action: changed, unchanged, or only planned."""
 
     target: str
     status: str

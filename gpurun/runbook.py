@@ -1,4 +1,4 @@
-"""What a runbook's first cell calls: logging, the connection, and the step record."""
+"""Runbook start-up: logging, the connection to the host, and the step record."""
 
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ class Step:
         """Record the checks and fail the step if any failed."""
         self._require_applied()
         if self.plan_only:
-            # Nothing was applied, so a check of the wanted state says only what would change.
+            # Nothing was applied, so a failed check of the expected state only shows what would change.
             checks = [Check(c.name, "skipped", f"plan only, not applied: {c.detail}")
                       if c.failed else c for c in checks]
         self.checks.extend(checks)

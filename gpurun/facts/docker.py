@@ -67,7 +67,7 @@ def dockerd_pids(host: Host) -> list[int]:
 
 
 def docker_info(host: Host) -> dict[str, Any] | None:
-    """Return `docker info` as a mapping, or None when the daemon does not answer."""
+    """Return `docker info` as a mapping, or None when no daemon responds."""
     if host.which("docker") is None:
         return None
     result = host.run(["docker", "info", "--format", "{{json .}}"], check=False, timeout=60)

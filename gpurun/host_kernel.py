@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ log = logging.getLogger("gpurun.kernel")
 ENGINE_NAME = "gpurun-host-kernel"
 STARTUP_TIMEOUT_S = 120
 RESET_TIMEOUT_S = 60
+# A long cell's progress still reaches the notebook file this often.
+SAVE_INTERVAL_S = 2.0
 
 # Run silently between two runbooks. Dropping the last step's objects closes its ssh session.
 RESET_CODE = (
@@ -52,10 +56,31 @@ class HostKernelEngine(Engine):
         )
         # With a client already set, nbclient neither starts a kernel nor waits for one.
         client.kc = kc
-        return client.execute()
+        # papermill rewrites the whole notebook as each cell starts and ends, which costs more
+        # than most cells of a step. Between cells it now saves at most every few seconds; the
+        # final save (notebook_complete, after this returns or raises) is always made.
+        full_save = nb_man.save
+        nb_man.save = _at_most_every(SAVE_INTERVAL_S, full_save)
+        try:
+            return client.execute()
+        finally:
+            del nb_man.save
 
 
 papermill_engines.register(ENGINE_NAME, HostKernelEngine)
+
+
+def _at_most_every(interval_s: float, save: Callable[[], None]) -> Callable[..., None]:
+    """Return a save that does nothing when the last save is less than interval_s old."""
+    last = time.monotonic()
+
+    def throttled(**_ignored: Any) -> None:
+        nonlocal last
+        if time.monotonic() - last >= interval_s:
+            save()
+            last = time.monotonic()
+
+    return throttled
 
 
 class HostKernel:
@@ -101,7 +126,9 @@ class HostKernel:
             self.client.stop_channels()
         if self.manager.has_kernel:
             try:
-                run_sync(self.manager.shutdown_kernel)(now=False)
+                # The records are written by now and the kernel keeps nothing worth a
+                # graceful exit, which took 2 to 3 s.
+                run_sync(self.manager.shutdown_kernel)(now=True)
             except Exception:  # a dead kernel cannot be shut down cleanly: go on
                 log.debug("kernel shutdown failed", exc_info=True)
         self.log_file.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 from gpurun import display
 from gpurun.errors import GpurunError
-from gpurun.host import Host, HostSpec, connect
+from gpurun.host import Host, HostSpec
 from gpurun.host.connection import resolve_login
 from gpurun.step import Step, show
 
@@ -76,7 +76,7 @@ def start(
         sudo_password_env=sudo_password_env or None,
         path_prefix=step_parameters.get("bin_dir") or None,
     )
-    connected = Host(spec=spec, machine=connect(spec), run_id=run_id)
+    connected = Host(spec=spec, machine=None, run_id=run_id)
     # Fails early, before any fact is read, when the login cannot act as root.
     connected.require_root()
     record = Step(name=step, host=connected, plan_only=bool(plan_only))

@@ -258,18 +258,25 @@ def dockerd_version(host: Host, dockerd: str) -> str | None:
 def started_before_change(host: Host, path: str) -> bool:
     """Return whether the running dockerd started before path was created or last changed.
 
-    Compares the process's start (from `ps -o etimes`) with the file's ctime, which package
-    installs set to the install time (mtime keeps the build time). False when no dockerd runs
-    or either time cannot be read.
+    Compares the process's start with the file's ctime, which package installs set to the
+    install time (mtime keeps the build time). The start comes from /proc to a hundredth of a
+    second: whole seconds (`ps -o etimes`) made a restart in the same second as the install
+    look older than it. False when no dockerd runs or either time cannot be read.
     """
+    # Field 22 of /proc/PID/stat is the start in clock ticks after boot; cutting up to ") "
+    # first keeps a process name with spaces from shifting the fields.
     script = (
         'pid=$(pidof -s dockerd) || exit 3; '
-        'elapsed=$(ps -o etimes= -p "$pid" | tr -d " ") || exit 3; '
-        'echo "$(( $(date +%s) - elapsed )) $(stat -c %Z "$1")"'
+        'ticks=$(sed "s/.*) //" "/proc/$pid/stat" | cut -d " " -f 20) || exit 3; '
+        'echo "$(date +%s.%N) $(cut -d " " -f 1 /proc/uptime) $ticks $(getconf CLK_TCK)'
+        ' $(stat -c %.9Z "$1")"'
     )
     result = host.run(["sh", "-c", script, "sh", path], check=False)
-    fields = result.stdout.split()
-    if not result.ok or len(fields) != 2 or not all(f.isdigit() for f in fields):
+    try:
+        now, uptime, ticks, hertz, changed = (float(f) for f in result.stdout.split())
+    except ValueError:
         return False
-    started, changed = (int(f) for f in fields)
+    if not result.ok or not hertz:
+        return False
+    started = now - uptime + ticks / hertz
     return started <= changed

@@ -111,12 +111,17 @@ def _ssh_machine(spec: HostSpec) -> BaseMachine:
     except Exception as error:  # plumbum raises several unrelated types on a failed login
         # plumbum may fail writing to an ssh that already exited (a broken pipe) and so lose
         # ssh's message: a plain login attempt recovers the reason.
-        reason = probe_login(spec, timeout_s=15) or _first_line(error)
-        raise ConnectionFailed(
-            f"cannot connect to host {spec.name} ({spec.user}@{spec.address}:{spec.port}): "
-            f"{reason}\n"
-            f"  next step: try `{shlex.join(spec.ssh_argv(['true']))}` and fix what ssh reports"
-        ) from error
+        raise login_failed(spec, _first_line(error)) from error
+
+
+def login_failed(spec: HostSpec, fallback_reason: str) -> ConnectionFailed:
+    """Return the error for a failed login, with the reason a fresh login attempt gives."""
+    reason = probe_login(spec, timeout_s=15) or fallback_reason
+    return ConnectionFailed(
+        f"cannot connect to host {spec.name} ({spec.user}@{spec.address}:{spec.port}): "
+        f"{reason}\n"
+        f"  next step: try `{shlex.join(spec.ssh_argv(['true']))}` and fix what ssh reports"
+    )
 
 
 def _first_line(error: Exception) -> str:

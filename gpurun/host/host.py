@@ -19,7 +19,8 @@ from plumbum.machines.base import BaseMachine
 from gpurun.errors import ConnectionFailed, RemoteCommandError
 from gpurun.host import hash_cache
 from gpurun.host.changes import FileChange, change_journal_line, unified_diff
-from gpurun.host.connection import HostSpec
+from gpurun.host.connection import HostSpec, connect, login_failed
+from gpurun.host.shell import Shell, ShellClosed, ShellTimedOut
 from gpurun.host.sudo import (
     PASSWORD_REQUIRED,
     SUDO_PROBE,
@@ -31,10 +32,10 @@ from gpurun.host.sudo import (
 log = logging.getLogger("gpurun.host")
 
 RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
-# The PATH that sudo gives commands on Debian and RHEL (their sudoers secure_path, without
-# Debian's /snap/bin).
-SUDO_SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXIT_NOT_FOUND = 127
+
+# The root shell of each host and run, kept for the later steps of the run in the same kernel.
+_open_shells: dict[tuple[HostSpec, str], Shell] = {}
 
 
 @dataclass
@@ -58,7 +59,8 @@ class Host:
     """A connected host, bound to one run so its backups and journal land in one place."""
 
     spec: HostSpec
-    machine: BaseMachine
+    # plumbum's connection, for uploads and the login's own commands; opened on first use.
+    machine: BaseMachine | None
     run_id: str
     commands: list[CommandResult] = field(default_factory=list)
     changes: list[FileChange] = field(default_factory=list)
@@ -86,16 +88,18 @@ class Host:
         hint: str = "",
     ) -> CommandResult:
         """Run argv on the host as root (through sudo where the login is not root), journalled."""
-        prefix = self._privilege_prefix()
-        if prefix == SUDO_WITH_PASSWORD:
-            # sudo -S reads the first line and leaves the rest of stdin to the command.
-            stdin = f"{self._sudo_password}\n{stdin or ''}"
-        if prefix and self.spec.path_prefix and "/" not in argv[0]:
-            # sudo sets PATH to its secure_path, so the folder gpurun installs into goes back
-            # in front of it, as it is for a root login.
-            prefix = [*prefix, "env", f"PATH={self.spec.path_prefix}:{SUDO_SECURE_PATH}"]
-        return self._run_journalled(argv, prefix, check=check, stdin=stdin, timeout=timeout,
-                                    hint=hint)
+        log.debug("%s: %s", self.name, shlex.join(argv))
+        started = time.monotonic()
+        shell = self._root_shell()
+        try:
+            exit_code, stdout, stderr = shell.run(shlex.join(argv), stdin=stdin, timeout=timeout)
+        except ShellTimedOut as error:
+            raise RemoteCommandError(
+                self.name, argv, None, "", f"timed out after {timeout} s",
+                "check that the host is responsive, then run the step again",
+            ) from error
+        return self._journal(argv, exit_code, stdout, stderr, started,
+                             sudo=self.spec.needs_sudo, check=check, hint=hint)
 
     def run_as_login(self, argv: list[str], *, check: bool = True) -> CommandResult:
         """Run argv as the ssh login itself, without sudo, journalled."""
@@ -105,22 +109,67 @@ class Host:
         self, argv: list[str], prefix: list[str], *, check: bool, stdin: str | None,
         timeout: float, hint: str,
     ) -> CommandResult:
+        """Run one command over its own ssh session: for the login itself, and sudo's probe."""
         full_argv = [*prefix, *argv]
         log.debug("%s: %s", self.name, shlex.join(full_argv))
         started = time.monotonic()
         exit_code, stdout, stderr = self._execute(full_argv, stdin, timeout)
+        return self._journal(argv, exit_code, stdout, stderr, started, sudo=bool(prefix),
+                             check=check, hint=hint)
+
+    def _journal(
+        self, argv: list[str], exit_code: int, stdout: str, stderr: str, started: float, *,
+        sudo: bool, check: bool, hint: str,
+    ) -> CommandResult:
         result = CommandResult(
             argv=list(argv),
             exit_code=exit_code,
             stdout=stdout,
             stderr=stderr,
             seconds=round(time.monotonic() - started, 3),
-            sudo=bool(prefix),
+            sudo=sudo,
         )
         self.commands.append(result)
         if check and not result.ok:
             raise RemoteCommandError(self.name, argv, exit_code, stdout, stderr, hint)
         return result
+
+    def close(self) -> None:
+        """End this run's shell on the host; a later command starts a new one."""
+        shell = _open_shells.pop((self.spec, self.run_id), None)
+        if shell is not None:
+            shell.close()
+
+    def _machine(self) -> BaseMachine:
+        if self.machine is None:
+            self.machine = connect(self.spec)
+        return self.machine
+
+    def _root_shell(self) -> Shell:
+        """Return the run's root shell on this host, starting it on first use."""
+        key = (self.spec, self.run_id)
+        shell = _open_shells.get(key)
+        if shell is None or not shell.alive:
+            shell = self._start_root_shell()
+            _open_shells[key] = shell
+        return shell
+
+    def _start_root_shell(self) -> Shell:
+        prefix = self._privilege_prefix()
+        argv = [*prefix, "sh"]
+        if not self.spec.is_local:
+            argv = self.spec.ssh_argv(argv)
+        setup = "true"
+        if self.spec.path_prefix:
+            # The folder gpurun installs into goes in front, for sudo's secure_path as well.
+            setup = f'PATH={shlex.quote(self.spec.path_prefix)}:"$PATH"; export PATH'
+        secret = self._sudo_password if prefix == SUDO_WITH_PASSWORD else None
+        try:
+            return Shell(argv, setup=setup, secret_line=secret)
+        except ShellClosed as error:
+            if self.spec.is_local:
+                raise
+            raise login_failed(self.spec, str(error)) from error
 
     def _privilege_prefix(self) -> list[str]:
         """Return the sudo prefix for root commands, probing sudo on the first call."""
@@ -169,7 +218,7 @@ class Host:
 
     def _execute(self, argv: list[str], stdin: str | None, timeout: float) -> tuple[int, str, str]:
         try:
-            command = self.machine[argv[0]][tuple(argv[1:])]
+            command = self._machine()[argv[0]][tuple(argv[1:])]
         except CommandNotFound:
             return EXIT_NOT_FOUND, "", f"{argv[0]}: command not found"
         if stdin is not None:
@@ -246,13 +295,13 @@ class Host:
             staging = self.run_as_login(["mktemp", "-d", "/tmp/gpurun-upload.XXXXXXXX"])
             folder = staging.stdout.strip()
             try:
-                self.machine.upload(str(local_path), f"{folder}/{remote.name}")
+                self._machine().upload(str(local_path), f"{folder}/{remote.name}")
                 self.run(["install", "-m", "0644", "-o", "root", "-g", "root", "--",
                           f"{folder}/{remote.name}", str(temporary)])
             finally:
                 self.run_as_login(["rm", "-rf", "--", folder], check=False)
         else:
-            self.machine.upload(str(local_path), str(temporary))
+            self._machine().upload(str(local_path), str(temporary))
         self.run(["mv", "-f", str(temporary), str(remote)])
         self.commands.append(CommandResult(["upload", str(local_path), str(remote)], 0, "", "", 0))
 

@@ -15,40 +15,36 @@ ROOT_OWNER = "0:0"
 VERSION_ARGS = {"containerd-shim-runc-v2": ["-v"], "docker-proxy": ["-h"]}
 
 
-def check_tar_members(host: Host, tarball: PurePosixPath, expected: list[str]) -> None:
-    """Reject a tarball whose members are not exactly plain files under docker/.
-
-    An absolute name, a `..` or a link could write outside the staging folder.
-    """
-    listing = host.run(["tar", "-tvzf", str(tarball)]).stdout.splitlines()
-    names = []
-    for line in listing:
-        fields = line.split()
-        kind, name = line[:1], fields[-1] if fields else ""
-        if kind == "d":
-            continue
-        if kind != "-" or name.startswith("/") or ".." in name.split("/"):
-            raise BundleError(
-                f"unsafe member in {tarball} on host {host.name}: {line.strip()}\n"
-                f"  next step: rebuild the bundle from the official tarball"
-            )
-        names.append(name)
-    missing = sorted(set(f"docker/{name}" for name in expected) - set(names))
-    if missing:
-        raise BundleError(
-            f"{tarball} on host {host.name} lacks {', '.join(missing)}\n"
-            f"  next step: rebuild the bundle; the tarball does not match its manifest"
-        )
-
-
 def unpack(host: Host, tarball: PurePosixPath, expected: list[str]) -> PurePosixPath:
-    """Unpack the tarball into this run's staging folder and return the docker/ folder."""
-    check_tar_members(host, tarball, expected)
+    """Unpack the named binaries into this run's staging folder and return its docker/ folder.
+
+    Only the members docker/<name> are unpacked, so no other member lands anywhere, and tar
+    drops a leading / and refuses `..` in their names. Each must then be a plain file: a link
+    could point at any file on the host, which install would copy into place.
+    """
     staging = host.run_dir / "staging"
+    members = [f"docker/{name}" for name in expected]
     host.run(["rm", "-rf", str(staging)])
     host.run(["mkdir", "-p", str(staging)])
-    host.run(["tar", "-xzf", str(tarball), "-C", str(staging),
-              "--no-same-owner", "--no-same-permissions", "--"] + [f"docker/{n}" for n in expected])
+    unpacked = host.run(["tar", "-xzf", str(tarball), "-C", str(staging), "--no-same-owner",
+                         "--no-same-permissions", "--", *members], check=False)
+    if not unpacked.ok:
+        reason = (unpacked.stderr.strip().splitlines() or [f"exit code {unpacked.exit_code}"])
+        raise BundleError(
+            f"cannot unpack {tarball} on host {host.name}: {reason[0]}\n"
+            f"  next step: rebuild the bundle from the official tarball; the tarball must hold "
+            f"{', '.join(members)}"
+        )
+
+    kinds = host.run(["stat", "-c", "%F|%n", "--", *(str(staging / m) for m in members)])
+    for line in kinds.stdout.splitlines():
+        kind, _, path = line.partition("|")
+        if kind != "regular file":
+            raise BundleError(
+                f"unsafe member in {tarball} on host {host.name}: "
+                f"{PurePosixPath(path).relative_to(staging)} is a {kind}, not a plain file\n"
+                f"  next step: rebuild the bundle from the official tarball"
+            )
     return staging / "docker"
 
 

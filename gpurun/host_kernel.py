@@ -140,12 +140,18 @@ class HostKernel:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _start(self) -> AsyncKernelClient:
+    def launch(self) -> None:
+        """Start the kernel process without waiting for it, so it boots while the caller works."""
+        if self.manager.has_kernel:
+            return
         # An in-memory history, as nbclient uses, so parallel kernels share no sqlite file.
         run_sync(self.manager.start_kernel)(
             extra_arguments=["--HistoryManager.hist_file=:memory:"], cwd=str(self.cwd),
             stderr=self.log_file, stdout=self.log_file,
         )
+
+    def _start(self) -> AsyncKernelClient:
+        self.launch()
         client = self.manager.client()
         client.start_channels()
         # As nbclient does, after start_channels, which sets it: no cell can ask for input.

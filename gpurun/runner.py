@@ -3,7 +3,7 @@
 Each host gets outputs/<host>/<run-id>/ with one executed notebook per step and run.json.
 Hosts run in separate processes, so one slow or failing host never holds up another. Each
 host's steps share one kernel (gpurun.host_kernel), and a host that cannot be logged in to
-fails before any kernel starts, with the reason ssh gave.
+fails before any step runs, with the reason ssh gave.
 
 run.json is rewritten after each step starts and ends, so a progress display or a report can
 read it during the run.
@@ -146,14 +146,17 @@ def run_host(
     to_run = [(n, s) for n, s in wanted if s not in completed_earlier]
     _write_run_json(folder, record)
 
-    # A host that cannot be logged in to fails here in seconds, before a kernel starts. The
-    # login opens the shared ssh connection that the steps of this run then use.
-    with _ssh_control_dir(run_id):
+    # A host that cannot be logged in to fails here in seconds, before any step runs. The
+    # login opens the shared ssh connection that the steps of this run then use, and the
+    # kernel boots meanwhile.
+    with _ssh_control_dir(run_id), HostKernel(KERNEL) as kernel:
+        if to_run:
+            kernel.launch()
         unreachable = _login_problem(parameters)
         if unreachable:
             record.status, record.failed_step, record.reason = "failed", "connect", unreachable
         else:
-            _run_steps(record, folder, to_run, parameters, runbooks)
+            _run_steps(kernel, record, folder, to_run, parameters, runbooks)
 
     log.debug("%s: run %s %s %s", host.name, run_id, record.status, record.reason)
     record.ended = _now()
@@ -163,26 +166,25 @@ def run_host(
     return record
 
 
-def _run_steps(record: HostRun, folder: Path, to_run: list[tuple[str, str]],
+def _run_steps(kernel: HostKernel, record: HostRun, folder: Path, to_run: list[tuple[str, str]],
                parameters: dict[str, Any], runbooks: Path) -> None:
     """Run the steps in one kernel, recording each in run.json as it starts and ends."""
     declared = declared_parameters(runbooks, [s for _, s in to_run])
-    with HostKernel(KERNEL) as kernel:
-        for number, name in to_run:
-            notebook = folder / f"{number}-{name}.ipynb"
-            record.steps.append(StepRecord(number, name, "running", None, 0, 0.0, notebook.name,
-                                           started=_now()))
-            _write_run_json(folder, record)
-            step_parameters = {k: v for k, v in parameters.items() if k in declared[name]}
-            step = _execute(kernel, runbooks / f"{name}.ipynb", notebook, step_parameters,
-                            number, name)
-            record.steps[-1] = step
-            _write_run_json(folder, record)
-            log.debug("%s: %s %s (%.1f s)", record.host, name, step.status, step.seconds)
-            if step.status != "completed":
-                record.status, record.failed_step = "failed", name
-                record.reason = f"step {name} failed: {_headline(step.error)}"
-                return
+    for number, name in to_run:
+        notebook = folder / f"{number}-{name}.ipynb"
+        record.steps.append(StepRecord(number, name, "running", None, 0, 0.0, notebook.name,
+                                       started=_now()))
+        _write_run_json(folder, record)
+        step_parameters = {k: v for k, v in parameters.items() if k in declared[name]}
+        step = _execute(kernel, runbooks / f"{name}.ipynb", notebook, step_parameters,
+                        number, name)
+        record.steps[-1] = step
+        _write_run_json(folder, record)
+        log.debug("%s: %s %s (%.1f s)", record.host, name, step.status, step.seconds)
+        if step.status != "completed":
+            record.status, record.failed_step = "failed", name
+            record.reason = f"step {name} failed: {_headline(step.error)}"
+            return
     record.status = "completed"
 
 

@@ -318,9 +318,9 @@ def _html_rows(outputs: list[Any], title: str) -> list[list[str]]:
         if f"<h4>{html.escape(title)}</h4>" not in page:
             continue
         body = page.split(f"<h4>{html.escape(title)}</h4>", 1)[1].split("</table>", 1)[0]
-        rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+        rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.DOTALL)
         return [[html.unescape(re.sub(r"<br>", "\n", cell)).strip()
-                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+                 for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)] for row in rows]
     raise AssertionError(f"no table {title!r} in the executed notebook")
 
 

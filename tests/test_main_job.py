@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-
 from chain import error_outputs, gpurun_run, papermill_statuses, run_records, write_inventory
+
 from gpurun.bundle.manifest import load_manifest
 from gpurun.steps import STEP_NAMES
 
 pytestmark = pytest.mark.sandbox
 
 TRACE = "/var/log/gpurun-standin/nvidia-container-runtime.log"
+TOOLKIT = ["libnvidia-container1", "libnvidia-container-tools", "nvidia-container-toolkit-base",
+           "nvidia-container-toolkit"]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +99,29 @@ def test_binaries_match_manifest(converged, sandbox_hosts, demo_bundle):
         assert stat == ["755", "root", "root"], path
         found = sandbox_hosts.run(host, ["sha256sum", path]).stdout.split()[0]
         assert found == sha256, path
+
+
+def test_toolkit_installed_in_one_dpkg_run(converged, sandbox_hosts):
+    """C05: dpkg's own log shows one run that unpacks all four, then configures them in order."""
+    host = converged[0]
+    log = sandbox_hosts.run(host, ["cat", "/var/log/dpkg.log"]).stdout.splitlines()
+    # Each dpkg run starts with "startup archives unpack" (dpkg -i) or "startup packages ...".
+    dpkg_runs: list[list[list[str]]] = []
+    for line in log:
+        words = line.split()[2:]
+        if words[:1] == ["startup"]:
+            dpkg_runs.append([])
+        elif dpkg_runs:
+            dpkg_runs[-1].append(words)
+
+    def packages(run: list[list[str]], action: str) -> list[str]:
+        names = [words[1].split(":")[0] for words in run if words[:1] == [action]]
+        return [name for name in names if name in TOOLKIT]
+
+    with_toolkit = [run for run in dpkg_runs if packages(run, "install")]
+    assert len(with_toolkit) == 1, with_toolkit
+    assert sorted(packages(with_toolkit[0], "install")) == sorted(TOOLKIT)
+    assert packages(with_toolkit[0], "configure") == TOOLKIT
 
 
 def test_host_journal_lists_changes(converged, sandbox_hosts):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from chain import error_outputs, gpurun_run, run_records, write_inventory
+
 from gpurun.bundle.manifest import load_manifest, write_manifest
 from gpurun.steps import STEP_NAMES
 
@@ -77,6 +77,16 @@ def test_toolkit_in_rpm_database(converged, sandbox_hosts):
         assert result.stdout.strip() == "1.17.2-1", name
         known_to_dpkg = sandbox_hosts.run(host, ["dpkg-query", "-W", name])
         assert known_to_dpkg.returncode != 0, name
+
+
+def test_toolkit_shares_one_rpm_transaction_id(converged, sandbox_hosts):
+    """C05: rpm stamps every package of one transaction with the same INSTALLTID."""
+    host = converged[0]
+    result = sandbox_hosts.run(host, ["rpm", "-q", "--qf", "%{INSTALLTID}\\n", *TOOLKIT])
+    assert result.returncode == 0, result.stdout + result.stderr
+    ids = result.stdout.split()
+    assert len(ids) == len(TOOLKIT)
+    assert len(set(ids)) == 1, ids
 
 
 def test_toolkit_installed_in_one_rpm_transaction(converged):

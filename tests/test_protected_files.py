@@ -1,0 +1,107 @@
+"""C06: no package may replace /etc/docker/daemon.json, because gpurun merges into that file.
+
+Older nvidia-docker2 packages shipped their own daemon.json. The tests build stand-ins of that
+shape with the real dpkg-deb and rpmbuild (a package named nvidia-docker2 whose only file is
+/etc/docker/daemon.json) and let the real dpkg-deb and rpm list them on a host whose address is
+`local`, as the toolkit step does on a remote host before it installs anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from gpurun.demo.standin_deb import build_standin_debs
+from gpurun.errors import BundleError
+from gpurun.host import Host, HostSpec
+from gpurun.operations.packages import reject_protected_files
+
+# What nvidia-docker2 2.x put in daemon.json, to register its runtime.
+LEGACY_DAEMON_JSON = (
+    '{\n    "runtimes": {\n        "nvidia": {\n'
+    '            "path": "nvidia-container-runtime",\n            "runtimeArgs": []\n'
+    '        }\n    }\n}\n'
+)
+
+
+@pytest.fixture
+def host():
+    spec = HostSpec(name="local-packages", address="local", port=0, user="root")
+    connected = Host(spec=spec, machine=None, run_id="test-protected-files")
+    yield connected
+    connected.close()
+
+
+def legacy_deb(folder: Path) -> PurePosixPath:
+    """Build a stand-in nvidia-docker2 .deb that ships /etc/docker/daemon.json."""
+    root = folder / "nvidia-docker2"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: nvidia-docker2\nVersion: 2.13.0-1\nArchitecture: all\n"
+        "Maintainer: gpurun tests <root@localhost>\n"
+        "Description: stand-in of the legacy package (gpurun test)\n"
+    )
+    (root / "etc" / "docker").mkdir(parents=True)
+    (root / "etc" / "docker" / "daemon.json").write_text(LEGACY_DAEMON_JSON)
+    package = folder / "nvidia-docker2_2.13.0-1_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(package)],
+                   check=True, capture_output=True)
+    return PurePosixPath(package)
+
+
+def legacy_rpm(folder: Path) -> PurePosixPath:
+    """Build a stand-in nvidia-docker2 .rpm that ships /etc/docker/daemon.json."""
+    staged = folder / "files"
+    (staged / "etc" / "docker").mkdir(parents=True)
+    (staged / "etc" / "docker" / "daemon.json").write_text(LEGACY_DAEMON_JSON)
+    spec = folder / "nvidia-docker2.spec"
+    spec.write_text("\n".join([
+        "Name: nvidia-docker2", "Version: 2.13.0", "Release: 1",
+        "Summary: stand-in of the legacy package (gpurun test)", "License: Apache-2.0",
+        "BuildArch: noarch", "AutoReqProv: no", "", "%description", "gpurun test package", "",
+        "%install", "mkdir -p %{buildroot}", f"cp -a {staged}/. %{{buildroot}}/", "",
+        "%files", "/etc/docker/daemon.json", "",
+    ]))
+    subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {folder / 'top'}", str(spec)],
+                   check=True, capture_output=True)
+    return PurePosixPath(folder / "top" / "RPMS" / "noarch" / "nvidia-docker2-2.13.0-1.noarch.rpm")
+
+
+def test_deb_shipping_daemon_json_rejected(host, tmp_path):
+    package = legacy_deb(tmp_path)
+
+    with pytest.raises(BundleError) as caught:
+        reject_protected_files(host, package, "deb")
+
+    message = str(caught.value)
+    assert "package nvidia-docker2_2.13.0-1_all.deb" in message
+    assert "would replace /etc/docker/daemon.json on host local-packages" in message
+    assert "next step: leave this package out of the bundle" in message
+
+
+@pytest.mark.skipif(shutil.which("rpmbuild") is None,
+                    reason="rpmbuild is missing: scripts/setup.sh installs Debian's rpm package")
+def test_rpm_shipping_daemon_json_rejected(host, tmp_path):
+    package = legacy_rpm(tmp_path)
+
+    with pytest.raises(BundleError) as caught:
+        reject_protected_files(host, package, "rpm")
+
+    message = str(caught.value)
+    assert "package nvidia-docker2-2.13.0-1.noarch.rpm" in message
+    assert "would replace /etc/docker/daemon.json on host local-packages" in message
+
+
+def test_toolkit_packages_pass_the_check(host, tmp_path):
+    packages = build_standin_debs(tmp_path)
+
+    for package in packages:
+        reject_protected_files(host, PurePosixPath(package), "deb")
+
+    assert [p.name.split("_")[0] for p in packages] == [
+        "libnvidia-container1", "libnvidia-container-tools", "nvidia-container-toolkit-base",
+        "nvidia-container-toolkit",
+    ]

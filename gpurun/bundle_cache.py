@@ -49,15 +49,19 @@ def remember_verified(bundle_dir: Path, manifest: Manifest) -> None:
         return
     entries = _load()
     entries[_key(bundle_dir)] = {"manifest_sha256": _manifest_sha256(bundle_dir), "files": stats}
-    path = cache_file()
+    write_cache(cache_file(), entries)
+
+
+def write_cache(path: Path, entries: dict[str, object]) -> None:
+    """Write a cache file atomically; log a warning instead of failing when it cannot."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".verified-")
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
         with os.fdopen(descriptor, "w") as stream:
             json.dump(entries, stream, indent=1, sort_keys=True)
         os.replace(temporary, path)
     except OSError as error:  # a read-only home only costs hashing again next time
-        log.warning("cannot write the bundle cache %s: %s", path, error)
+        log.warning("cannot write the cache file %s: %s", path, error)
 
 
 def _key(bundle_dir: Path) -> str:

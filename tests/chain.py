@@ -57,3 +57,59 @@ def papermill_statuses(notebook: Path) -> set[str]:
     node = nbformat.read(str(notebook), as_version=4)
     return {cell.metadata.get("papermill", {}).get("status", "missing")
             for cell in node.cells if cell.cell_type == "code"}
+
+
+def notebook_text(notebook: Path) -> str:
+    """Return every text output of an executed notebook (streams, errors, plain text), joined."""
+    node = nbformat.read(str(notebook), as_version=4)
+    parts = []
+    for cell in node.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif output.output_type == "error":
+                parts.append(f"{output.ename}: {output.evalue}")
+            elif "text/plain" in output.get("data", {}):
+                parts.append(output["data"]["text/plain"])
+    return "\n".join(parts)
+
+
+def converge_twice(sandbox_hosts: Any, name: str, folder: Path, *,
+                   start_options: dict[str, Any] | None = None,
+                   **variables: Any) -> tuple[Any, Path, dict[str, Any], dict[str, Any]]:
+    """Boot a sandbox host and run the main job on it twice.
+
+    Returns the host, the outputs folder and the run.json records of the two runs.
+    """
+    host = sandbox_hosts.start(name, **(start_options or {}))
+    inventory = write_inventory(folder / "inventory.yaml", host, **variables)
+    outputs = folder / "outputs"
+    for _ in range(2):
+        run = gpurun_run(inventory, outputs)
+        assert run.returncode == 0, run.stdout + run.stderr
+    first, second = run_records(outputs, host.name)
+    return host, outputs, first, second
+
+
+# The steps whose first run on a bare host must change something.
+INSTALLING_STEPS = {"docker-binaries", "docker-service", "nvidia-toolkit", "runtime"}
+
+
+def assert_installed_without_errors(host: Any, outputs: Path, record: dict[str, Any]) -> None:
+    """Check that a first run completed every step, installed, and left no error output."""
+    from gpurun.steps import STEP_NAMES
+
+    assert record["status"] == "completed"
+    assert [step["name"] for step in record["steps"]] == STEP_NAMES
+    changed = {step["name"] for step in record["steps"] if step["changed"]}
+    assert changed >= INSTALLING_STEPS
+    folder = outputs / host.name / record["run_id"]
+    for step in record["steps"]:
+        assert error_outputs(folder / step["notebook"]) == [], step["notebook"]
+
+
+def assert_nothing_changed(record: dict[str, Any]) -> None:
+    """Check that every step of a run completed and changed nothing."""
+    for step in record["steps"]:
+        assert step["status"] == "completed", step
+        assert step["changed"] is False, step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gpurun.host import Host, HostSpec
 from gpurun.sandbox import SandboxHost, down, list_hosts, up
 from gpurun.sandbox.image import ensure_base
 
@@ -114,3 +116,16 @@ def demo_rpm_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bundle-rpm") / "demo"
     build_demo_bundle(folder, package_format="rpm")
     return folder
+
+
+@pytest.fixture
+def local_host() -> Iterator[Host]:
+    """A host whose address is `local`: its commands run as root in a real sh on this machine.
+
+    Its run folder (/var/lib/gpurun/runs/<run id>) is removed afterwards.
+    """
+    spec = HostSpec(name="local-host", address="local", port=0, user="root")
+    host = Host(spec=spec, machine=None, run_id=f"test-local-{secrets.token_hex(4)}")
+    yield host
+    host.close()
+    shutil.rmtree(host.run_dir, ignore_errors=True)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from chain import gpurun_run, run_records, write_inventory
 
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -53,21 +52,6 @@ def docker_info(host: Any) -> dict[str, Any] | None:
     result = ssh(host, "docker info --format '{{json .}}'")
     info = json.loads(result.stdout) if result.returncode == 0 else None
     return None if not info or info.get("ServerErrors") else info
-
-
-def notebook_text(notebook: Path) -> str:
-    """Return every text output of an executed notebook, joined."""
-    node = nbformat.read(str(notebook), as_version=4)
-    parts = []
-    for cell in node.cells:
-        for output in cell.get("outputs", []):
-            if output.output_type == "stream":
-                parts.append(output.text)
-            elif output.output_type == "error":
-                parts.append(f"{output.ename}: {output.evalue}")
-            elif "text/plain" in output.get("data", {}):
-                parts.append(output["data"]["text/plain"])
-    return "\n".join(parts)
 
 
 @dataclass

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from chain import error_outputs, gpurun_run, papermill_statuses, run_records, write_inventory
+from chain import (
+    assert_installed_without_errors,
+    assert_nothing_changed,
+    converge_twice,
+    error_outputs,
+    papermill_statuses,
+)
 
 from gpurun.bundle.manifest import load_manifest
 from gpurun.steps import STEP_NAMES
@@ -21,25 +27,13 @@ TOOLKIT = ["libnvidia-container1", "libnvidia-container-tools", "nvidia-containe
 @pytest.fixture(scope="module")
 def converged(sandbox_hosts, demo_bundle, tmp_path_factory):
     """A host that went through the main job twice, with the records of both runs."""
-    host = sandbox_hosts.start("main")
-    folder = tmp_path_factory.mktemp("main-job")
-    inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(demo_bundle))
-    outputs = folder / "outputs"
-    first = gpurun_run(inventory, outputs)
-    assert first.returncode == 0, first.stdout + first.stderr
-    second = gpurun_run(inventory, outputs)
-    assert second.returncode == 0, second.stdout + second.stderr
-    first_record, second_record = run_records(outputs, host.name)
-    return host, outputs, first_record, second_record
+    return converge_twice(sandbox_hosts, "main", tmp_path_factory.mktemp("main-job"),
+                          bundle_dir=str(demo_bundle))
 
 
 def test_first_run_completes_every_step(converged):
-    _, _, first, _ = converged
-    assert first["status"] == "completed"
-    assert [s["name"] for s in first["steps"]] == STEP_NAMES
-    assert all(s["status"] == "completed" for s in first["steps"])
-    changed = {s["name"] for s in first["steps"] if s["changed"]}
-    assert {"docker-binaries", "docker-service", "nvidia-toolkit", "runtime"} <= changed
+    host, outputs, first, _ = converged
+    assert_installed_without_errors(host, outputs, first)
 
 
 def test_notebooks_have_no_errors(converged):
@@ -54,9 +48,8 @@ def test_notebooks_have_no_errors(converged):
 
 def test_second_run_changes_nothing(converged):
     _, _, _, second = converged
+    assert_nothing_changed(second)
     for step in second["steps"]:
-        assert step["status"] == "completed"
-        assert step["changed"] is False, step
         for outcome in step["outcomes"]:
             assert outcome["status"] == "unchanged", outcome
             assert outcome["reason"], outcome

@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
-from chain import error_outputs, gpurun_run, run_records, write_inventory
+from chain import (
+    assert_installed_without_errors,
+    assert_nothing_changed,
+    converge_twice,
+    gpurun_run,
+    notebook_text,
+    run_records,
+    write_inventory,
+)
 
 from gpurun.bundle.manifest import load_manifest
 from gpurun.errors import GpurunError
 from gpurun.host import Host, HostSpec, connect
 from gpurun.operations import background
 from gpurun.sandbox.users import add_sudo_user
-from gpurun.steps import STEP_NAMES
 
 pytestmark = pytest.mark.sandbox
 
@@ -30,16 +36,8 @@ LISTENER_SSHD = ('for pid in $(pidof sshd); do '
 @pytest.fixture(scope="module")
 def converged(sandbox_hosts, demo_bundle, tmp_path_factory):
     """A host without systemd that went through the main job twice."""
-    host = sandbox_hosts.start("nosd", init="none")
-    folder = tmp_path_factory.mktemp("nosd-job")
-    inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(demo_bundle))
-    outputs = folder / "outputs"
-    first = gpurun_run(inventory, outputs)
-    assert first.returncode == 0, first.stdout + first.stderr
-    second = gpurun_run(inventory, outputs)
-    assert second.returncode == 0, second.stdout + second.stderr
-    first_record, second_record = run_records(outputs, host.name)
-    return host, outputs, first_record, second_record
+    return converge_twice(sandbox_hosts, "nosd", tmp_path_factory.mktemp("nosd-job"),
+                          start_options={"init": "none"}, bundle_dir=str(demo_bundle))
 
 
 def pid_from_file(sandbox_hosts, host, path: str) -> int:
@@ -55,12 +53,6 @@ def cmdline_of(sandbox_hosts, host, pid: int) -> list[str]:
     return [word for word in text.split("\0") if word]
 
 
-def notebook_text(path: Path) -> str:
-    node = nbformat.read(str(path), as_version=4)
-    return "\n".join(output.get("text") or output.get("data", {}).get("text/plain", "")
-                     for cell in node.cells for output in cell.get("outputs", []))
-
-
 def test_host_has_no_systemd(converged, sandbox_hosts):
     host = converged[0]
     assert sandbox_hosts.run(host, ["test", "-d", "/run/systemd/system"]).returncode != 0
@@ -69,20 +61,11 @@ def test_host_has_no_systemd(converged, sandbox_hosts):
 
 def test_chain_completes_without_systemd(converged):
     host, outputs, first, _ = converged
-    assert first["status"] == "completed"
-    assert [s["name"] for s in first["steps"]] == STEP_NAMES
-    changed = {s["name"] for s in first["steps"] if s["changed"]}
-    assert {"docker-binaries", "docker-service", "nvidia-toolkit", "runtime"} <= changed
-    folder = outputs / host.name / first["run_id"]
-    for step in first["steps"]:
-        assert error_outputs(folder / step["notebook"]) == [], step["notebook"]
+    assert_installed_without_errors(host, outputs, first)
 
 
 def test_second_run_changes_nothing(converged):
-    _, _, _, second = converged
-    for step in second["steps"]:
-        assert step["status"] == "completed", step
-        assert step["changed"] is False, step
+    assert_nothing_changed(converged[3])
 
 
 def test_daemons_named_by_pid_files(converged, sandbox_hosts):

@@ -12,7 +12,8 @@ import os
 import shutil
 
 import pytest
-from runtime_hosts import StepRuns, notebook_text, put_file, ssh, ssh_ok
+from chain import notebook_text
+from runtime_hosts import StepRuns, put_file, ssh, ssh_ok
 
 pytestmark = pytest.mark.sandbox
 

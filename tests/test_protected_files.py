@@ -16,7 +16,6 @@ import pytest
 
 from gpurun.demo.standin_deb import build_standin_debs
 from gpurun.errors import BundleError
-from gpurun.host import Host, HostSpec
 from gpurun.operations.packages import reject_protected_files
 
 # What nvidia-docker2 2.x put in daemon.json, to register its runtime.
@@ -25,14 +24,6 @@ LEGACY_DAEMON_JSON = (
     '            "path": "nvidia-container-runtime",\n            "runtimeArgs": []\n'
     '        }\n    }\n}\n'
 )
-
-
-@pytest.fixture
-def host():
-    spec = HostSpec(name="local-packages", address="local", port=0, user="root")
-    connected = Host(spec=spec, machine=None, run_id="test-protected-files")
-    yield connected
-    connected.close()
 
 
 def legacy_deb(folder: Path) -> PurePosixPath:
@@ -70,36 +61,33 @@ def legacy_rpm(folder: Path) -> PurePosixPath:
     return PurePosixPath(folder / "top" / "RPMS" / "noarch" / "nvidia-docker2-2.13.0-1.noarch.rpm")
 
 
-def test_deb_shipping_daemon_json_rejected(host, tmp_path):
-    package = legacy_deb(tmp_path)
+NO_RPMBUILD = pytest.mark.skipif(
+    shutil.which("rpmbuild") is None,
+    reason="rpmbuild is missing: scripts/setup.sh installs Debian's rpm package")
+
+
+@pytest.mark.parametrize(("package_format", "build", "file_name"), [
+    ("deb", legacy_deb, "nvidia-docker2_2.13.0-1_all.deb"),
+    pytest.param("rpm", legacy_rpm, "nvidia-docker2-2.13.0-1.noarch.rpm", marks=NO_RPMBUILD),
+])
+def test_package_shipping_daemon_json_rejected(local_host, tmp_path, package_format, build,
+                                               file_name):
+    package = build(tmp_path)
 
     with pytest.raises(BundleError) as caught:
-        reject_protected_files(host, package, "deb")
+        reject_protected_files(local_host, package, package_format)
 
     message = str(caught.value)
-    assert "package nvidia-docker2_2.13.0-1_all.deb" in message
-    assert "would replace /etc/docker/daemon.json on host local-packages" in message
+    assert f"package {file_name}" in message
+    assert "would replace /etc/docker/daemon.json on host local-host" in message
     assert "next step: leave this package out of the bundle" in message
 
 
-@pytest.mark.skipif(shutil.which("rpmbuild") is None,
-                    reason="rpmbuild is missing: scripts/setup.sh installs Debian's rpm package")
-def test_rpm_shipping_daemon_json_rejected(host, tmp_path):
-    package = legacy_rpm(tmp_path)
-
-    with pytest.raises(BundleError) as caught:
-        reject_protected_files(host, package, "rpm")
-
-    message = str(caught.value)
-    assert "package nvidia-docker2-2.13.0-1.noarch.rpm" in message
-    assert "would replace /etc/docker/daemon.json on host local-packages" in message
-
-
-def test_toolkit_packages_pass_the_check(host, tmp_path):
+def test_toolkit_packages_pass_the_check(local_host, tmp_path):
     packages = build_standin_debs(tmp_path)
 
     for package in packages:
-        reject_protected_files(host, PurePosixPath(package), "deb")
+        reject_protected_files(local_host, PurePosixPath(package), "deb")
 
     assert [p.name.split("_")[0] for p in packages] == [
         "libnvidia-container1", "libnvidia-container-tools", "nvidia-container-toolkit-base",

@@ -11,12 +11,18 @@ import json
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from chain import error_outputs, gpurun_run, run_records, write_inventory
+from chain import (
+    assert_installed_without_errors,
+    assert_nothing_changed,
+    converge_twice,
+    gpurun_run,
+    notebook_text,
+    run_records,
+    write_inventory,
+)
 
 from gpurun.bundle.manifest import load_manifest, write_manifest
-from gpurun.steps import STEP_NAMES
 
 pytestmark = pytest.mark.sandbox
 
@@ -28,45 +34,18 @@ TRACE = "/var/log/gpurun-standin/nvidia-container-runtime.log"
 @pytest.fixture(scope="module")
 def converged(sandbox_hosts, demo_rpm_bundle, tmp_path_factory):
     """An rpm host that went through the main job twice, with the records of both runs."""
-    host = sandbox_hosts.start("rpm", package_tool="rpm")
-    folder = tmp_path_factory.mktemp("rpm-job")
-    inventory = write_inventory(folder / "inventory.yaml", host,
-                                bundle_dir=str(demo_rpm_bundle), package_format="rpm")
-    outputs = folder / "outputs"
-    first = gpurun_run(inventory, outputs)
-    assert first.returncode == 0, first.stdout + first.stderr
-    second = gpurun_run(inventory, outputs)
-    assert second.returncode == 0, second.stdout + second.stderr
-    first_record, second_record = run_records(outputs, host.name)
-    return host, outputs, first_record, second_record
-
-
-def notebook_text(path: Path) -> str:
-    """Return every text output of an executed notebook, joined."""
-    node = nbformat.read(str(path), as_version=4)
-    parts = []
-    for cell in node.cells:
-        for output in cell.get("outputs", []):
-            parts.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
+    return converge_twice(sandbox_hosts, "rpm", tmp_path_factory.mktemp("rpm-job"),
+                          start_options={"package_tool": "rpm"},
+                          bundle_dir=str(demo_rpm_bundle), package_format="rpm")
 
 
 def test_chain_completes_on_rpm_host(converged):
     host, outputs, first, _ = converged
-    assert first["status"] == "completed"
-    assert [s["name"] for s in first["steps"]] == STEP_NAMES
-    changed = {s["name"] for s in first["steps"] if s["changed"]}
-    assert {"docker-binaries", "docker-service", "nvidia-toolkit", "runtime"} <= changed
-    folder = outputs / host.name / first["run_id"]
-    for step in first["steps"]:
-        assert error_outputs(folder / step["notebook"]) == [], step["notebook"]
+    assert_installed_without_errors(host, outputs, first)
 
 
 def test_second_run_changes_nothing(converged):
-    _, _, _, second = converged
-    for step in second["steps"]:
-        assert step["status"] == "completed", step
-        assert step["changed"] is False, step
+    assert_nothing_changed(converged[3])
 
 
 def test_toolkit_in_rpm_database(converged, sandbox_hosts):

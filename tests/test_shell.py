@@ -9,77 +9,68 @@ from __future__ import annotations
 import pytest
 
 from gpurun.errors import RemoteCommandError
-from gpurun.host import Host, HostSpec
 from gpurun.host.shell import Shell, ShellClosed
 
 
-@pytest.fixture
-def host():
-    spec = HostSpec(name="local-shell", address="local", port=0, user="root")
-    connected = Host(spec=spec, machine=None, run_id="test-shell")
-    yield connected
-    connected.close()
-
-
-def test_output_is_exact_and_streams_stay_apart(host):
-    result = host.run(["sh", "-c", "printf 'no newline'; printf 'warn\\n' >&2; exit 3"],
+def test_output_is_exact_and_streams_stay_apart(local_host):
+    result = local_host.run(["sh", "-c", "printf 'no newline'; printf 'warn\\n' >&2; exit 3"],
                       check=False)
 
     assert (result.exit_code, result.stdout, result.stderr) == (3, "no newline", "warn\n")
 
 
-def test_stdin_reaches_the_command_byte_for_byte(host):
+def test_stdin_reaches_the_command_byte_for_byte(local_host):
     text = "line 'one'\n\"two\" $HOME `id` \\n\nüñï\n\n"
 
-    result = host.run(["cat"], stdin=text)
+    result = local_host.run(["cat"], stdin=text)
 
     assert result.stdout == text
 
 
-def test_a_command_without_stdin_reads_nothing_and_the_next_command_runs(host):
-    reading = host.run(["cat"])
-    after = host.run(["echo", "still here"])
+def test_a_command_without_stdin_reads_nothing_and_the_next_command_runs(local_host):
+    reading = local_host.run(["cat"])
+    after = local_host.run(["echo", "still here"])
 
     assert reading.stdout == ""
     assert after.stdout == "still here\n"
 
 
-def test_large_output_on_both_streams_arrives_whole(host):
+def test_large_output_on_both_streams_arrives_whole(local_host):
     script = ("i=0; while [ $i -lt 20000 ]; do echo \"out $i\"; echo \"err $i\" >&2; "
               "i=$((i+1)); done")
 
-    result = host.run(["sh", "-c", script])
+    result = local_host.run(["sh", "-c", script])
 
     assert result.stdout.splitlines() == [f"out {i}" for i in range(20000)]
     assert result.stderr.splitlines() == [f"err {i}" for i in range(20000)]
 
 
-def test_output_that_looks_like_an_end_marker_does_not_end_the_command(host):
-    result = host.run(["sh", "-c", "echo 'gpurun-end-0000 0'; echo after"])
+def test_output_that_looks_like_an_end_marker_does_not_end_the_command(local_host):
+    result = local_host.run(["sh", "-c", "echo 'gpurun-end-0000 0'; echo after"])
 
     assert result.stdout == "gpurun-end-0000 0\nafter\n"
 
 
-def test_commands_share_one_shell(host):
-    first = host.run(["sh", "-c", "echo $PPID"]).stdout
-    second = host.run(["sh", "-c", "echo $PPID"]).stdout
+def test_commands_share_one_shell(local_host):
+    first = local_host.run(["sh", "-c", "echo $PPID"]).stdout
+    second = local_host.run(["sh", "-c", "echo $PPID"]).stdout
 
     assert first == second
 
 
-def test_a_missing_program_exits_127_with_its_name(host):
-    result = host.run(["gpurun-no-such-program"], check=False)
+def test_a_missing_program_exits_127_with_its_name(local_host):
+    result = local_host.run(["gpurun-no-such-program"], check=False)
 
     assert result.exit_code == 127
     assert "gpurun-no-such-program" in result.stderr
 
 
-def test_a_timeout_names_the_command_and_the_next_command_gets_a_new_shell(host):
-    before = host.run(["sh", "-c", "echo $PPID"]).stdout
+def test_a_timeout_names_the_command_and_the_next_command_gets_a_new_shell(local_host):
+    before = local_host.run(["sh", "-c", "echo $PPID"]).stdout
 
     with pytest.raises(RemoteCommandError) as caught:
-        host.run(["sleep", "5"], timeout=0.5)
-    after = host.run(["sh", "-c", "echo $PPID"]).stdout
+        local_host.run(["sleep", "5"], timeout=0.5)
+    after = local_host.run(["sh", "-c", "echo $PPID"]).stdout
 
     assert "timed out after 0.5 s" in str(caught.value)
     assert "sleep 5" in str(caught.value)

@@ -7,27 +7,15 @@ is `local` (this machine), as it would over ssh.
 from __future__ import annotations
 
 import io
-import secrets
-import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from gpurun.errors import BundleError
-from gpurun.host import Host, HostSpec
 from gpurun.operations.binaries import unpack
 
 BINARIES = ["docker", "dockerd"]
-
-
-@pytest.fixture
-def host():
-    spec = HostSpec(name="local-unpack", address="local", port=0, user="root")
-    connected = Host(spec=spec, machine=None, run_id=f"test-unpack-{secrets.token_hex(4)}")
-    yield connected
-    connected.close()
-    shutil.rmtree(connected.run_dir, ignore_errors=True)
 
 
 def make_tarball(path: Path, members: list[tarfile.TarInfo]) -> PurePosixPath:
@@ -52,41 +40,41 @@ def symlink(name: str, target: str) -> tarfile.TarInfo:
     return member
 
 
-def test_the_named_binaries_are_unpacked_and_nothing_else(host, tmp_path):
+def test_the_named_binaries_are_unpacked_and_nothing_else(local_host, tmp_path):
     outside = tmp_path / "escaped"
     tarball = make_tarball(tmp_path / "docker.tgz", [
         regular("docker/docker"), regular("docker/dockerd"), regular("docker/extra"),
         regular(f"docker/../../../../../../..{outside}"),
     ])
 
-    folder = unpack(host, tarball, BINARIES)
+    folder = unpack(local_host, tarball, BINARIES)
 
     assert sorted(p.name for p in Path(folder).iterdir()) == BINARIES
     assert Path(folder, "dockerd").read_text() == "content of docker/dockerd\n"
     assert not outside.exists()
 
 
-def test_a_binary_that_is_a_link_is_refused(host, tmp_path):
+def test_a_binary_that_is_a_link_is_refused(local_host, tmp_path):
     tarball = make_tarball(tmp_path / "docker.tgz", [
         regular("docker/docker"), symlink("docker/dockerd", "/etc/hostname"),
     ])
 
     with pytest.raises(BundleError) as caught:
-        unpack(host, tarball, BINARIES)
+        unpack(local_host, tarball, BINARIES)
 
     message = str(caught.value)
     assert "unsafe member" in message
     assert "docker/dockerd is a symbolic link" in message
-    assert "local-unpack" in message
+    assert "local-host" in message
     assert "next step: rebuild the bundle" in message
 
 
-def test_a_missing_binary_names_the_tarball_and_what_it_must_hold(host, tmp_path):
+def test_a_missing_binary_names_the_tarball_and_what_it_must_hold(local_host, tmp_path):
     tarball = make_tarball(tmp_path / "docker.tgz", [regular("docker/docker")])
 
     with pytest.raises(BundleError) as caught:
-        unpack(host, tarball, BINARIES)
+        unpack(local_host, tarball, BINARIES)
 
     message = str(caught.value)
-    assert f"cannot unpack {tarball} on host local-unpack" in message
+    assert f"cannot unpack {tarball} on host local-host" in message
     assert "docker/dockerd" in message

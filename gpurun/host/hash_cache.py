@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
-import tempfile
 from pathlib import Path
 
-from gpurun.bundle_cache import cache_file
-
-log = logging.getLogger("gpurun.host")
+from gpurun.bundle_cache import cache_file, write_cache
 
 STAT_FORMAT = "%s %i %.9Y %.9Z"
 
@@ -42,15 +37,7 @@ def remember(login: str, path: str, signature: str, sha256: str) -> None:
     """Remember path's SHA-256 with its signature, in memory and in the login's cache file."""
     entries = _entries(login)
     entries[path] = [signature, sha256]
-    target = _file(login)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".hashes-")
-        with os.fdopen(descriptor, "w") as stream:
-            json.dump(entries, stream, indent=1, sort_keys=True)
-        os.replace(temporary, target)
-    except OSError as error:  # a read-only home only costs hashing again next run
-        log.warning("cannot write the hash cache %s: %s", target, error)
+    write_cache(_file(login), entries)
 
 
 def _entries(login: str) -> dict[str, list[str]]:

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 DOCS = ROOT / "docs" / "benchmarks.md"
 PARALLEL_COUNTS = (2, 4)
-# What follows this line in docs/benchmarks.md is written by hand, and a new run keeps it.
+# The line in docs/benchmarks.md after which the text is written by hand: a new run keeps it.
 KEPT_BELOW = "<!-- Written by hand below this line; run_benchmarks.py keeps it. -->\n"
 NEW_NOTES = "\n## Notes\n\nWhere the time goes, and what was changed after each run.\n"
 ANSIBLE_HOSTS = 2
@@ -265,7 +265,7 @@ def write_docs(figures: dict[str, float], bench: Bench, loads: tuple[str, str]) 
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     times = "\n".join(f"| {label} | {seconds:.1f} |" for label, seconds in bench.seconds.items())
     DOCS.parent.mkdir(exist_ok=True)
-    kept = DOCS.read_text().partition(KEPT_BELOW)[2] if DOCS.exists() else ""
+    notes_by_hand = DOCS.read_text().partition(KEPT_BELOW)[2] if DOCS.exists() else ""
     DOCS.write_text(f"""# Benchmarks
 
 Written by `benchmarks/run_benchmarks.py` (see benchmarks/README.md); rerun it to refresh.
@@ -296,7 +296,7 @@ process and all its children (workers, kernels, ssh), sampled every 0.2 s.
 |---|---|
 {times}
 
-{KEPT_BELOW}{kept or NEW_NOTES}""")
+{KEPT_BELOW}{notes_by_hand or NEW_NOTES}""")
 
 
 def main() -> None:

@@ -57,8 +57,8 @@ class HostKernelEngine(Engine):
         # With a client already set, nbclient neither starts a kernel nor waits for one.
         client.kc = kc
         # papermill rewrites the whole notebook as each cell starts and ends, which costs more
-        # than most cells of a step. Between cells it now saves at most every few seconds; the
-        # final save (notebook_complete, after this returns or raises) is always made.
+        # than most cells of a step. So between cells it saves at most every few seconds. The
+        # final save (notebook_complete, after this returns or raises) always happens.
         full_save = nb_man.save
         nb_man.save = _at_most_every(SAVE_INTERVAL_S, full_save)
         try:

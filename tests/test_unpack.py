@@ -76,5 +76,5 @@ def test_a_missing_binary_names_the_tarball_and_what_it_must_hold(local_host, tm
         unpack(local_host, tarball, BINARIES)
 
     message = str(caught.value)
-    assert f"cannot unpack {tarball} on host local-host" in message
+    assert f"failed to unpack {tarball} on host local-host" in message
     assert "docker/dockerd" in message

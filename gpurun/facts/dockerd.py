@@ -263,7 +263,7 @@ def started_before_change(host: Host, path: str) -> bool:
     second: whole seconds (`ps -o etimes`) made a restart in the same second as the install
     look older than it. False when no dockerd runs or either time cannot be read.
     """
-    # Field 22 of /proc/PID/stat is the start in clock ticks after boot; cutting up to ") "
+    # Field 22 of /proc/PID/stat is the start in clock ticks after boot. Cutting up to ") "
     # first keeps a process name with spaces from shifting the fields.
     script = (
         'pid=$(pidof -s dockerd) || exit 3; '

@@ -31,7 +31,7 @@ def unpack(host: Host, tarball: PurePosixPath, expected: list[str]) -> PurePosix
     if not unpacked.ok:
         reason = (unpacked.stderr.strip().splitlines() or [f"exit code {unpacked.exit_code}"])
         raise BundleError(
-            f"cannot unpack {tarball} on host {host.name}: {reason[0]}\n"
+            f"failed to unpack {tarball} on host {host.name}: {reason[0]}\n"
             f"  next step: rebuild the bundle from the official tarball; the tarball must hold "
             f"{', '.join(members)}"
         )

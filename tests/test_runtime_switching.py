@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from chain import notebook_text
 from runtime_hosts import (
     DAEMON_JSON,
     GPURUN_DROP_IN,
     NVIDIA_SMI_WITHOUT_DRIVER,
     StepRuns,
     docker_info,
-    notebook_text,
     put_file,
     read_file,
     ssh,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpurun.errors import RemoteCommandError
+from gpurun.errors import ConnectionFailed, RemoteCommandError
 from gpurun.host.shell import Shell, ShellClosed
 
 
@@ -83,3 +83,15 @@ def test_a_shell_that_ends_at_once_says_so_with_its_last_words():
 
     assert "exit status 7" in str(caught.value)
     assert "login refused" in str(caught.value)
+
+
+def test_a_shell_killed_mid_command_names_host_and_command(local_host):
+    with pytest.raises(ConnectionFailed) as caught:
+        local_host.run(["sh", "-c", "kill -9 $PPID; sleep 1"])
+    after = local_host.run(["echo", "new shell"])
+
+    message = str(caught.value)
+    assert "lost the connection to host local-host" in message
+    assert "kill -9" in message
+    assert "next step: check that the host is up" in message
+    assert after.stdout == "new shell\n"

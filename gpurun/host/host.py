@@ -98,6 +98,12 @@ class Host:
                 self.name, argv, None, "", f"timed out after {timeout} s",
                 "check that the host is responsive, then run the step again",
             ) from error
+        except ShellClosed as error:
+            raise ConnectionFailed(
+                f"lost the connection to host {self.name} while running "
+                f"`{shlex.join(argv)}`: {error}\n  next step: check that the host is up "
+                f"(`{shlex.join(self.spec.ssh_argv(['true']))}`), then run the step again"
+            ) from error
         return self._journal(argv, exit_code, stdout, stderr, started,
                              sudo=self.spec.needs_sudo, check=check, hint=hint)
 

@@ -195,17 +195,37 @@ def wait_for_idle(page: Any) -> None:
                            timeout=CELL_RUN_S * 1000)
 
 
+# The highest execution count among the cells' prompts ("[3]:"), 0 when none ran.
+HIGHEST_PROMPT_JS = """prompts => Math.max(0, ...prompts.map(prompt => {
+    const found = prompt.innerText.match(/\\[(\\d+)\\]/);
+    return found ? Number(found[1]) : 0;
+}))"""
+
+# True once a cell is running ("[*]:") or one has a higher execution count than `before`.
+CELL_STARTED_JS = """before => Array.from(document.querySelectorAll('.jp-InputPrompt')).some(prompt => {
+    const text = prompt.innerText;
+    const found = text.match(/\\[(\\d+)\\]/);
+    return text.includes('[*]') || (found !== null && Number(found[1]) > before);
+})"""
+
+
 def run_menu(page: Any, command: str) -> None:
-    """Click an entry of JupyterLab's Run menu by its command id, and wait for a cell to start."""
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.locator(f"li[data-command='{command}']").click()
-    # A short cell can finish before its busy marker is seen; the callers then wait for the
-    # kernel to go idle and for the cell's own output, which is what they check.
-    try:
-        page.wait_for_selector(".jp-InputPrompt:has-text('[*]')", timeout=15_000)
-    except Exception as error:
-        if type(error).__name__ != "TimeoutError":
-            raise
+    """Click an entry of JupyterLab's Run menu by its command id, and wait until a cell ran.
+
+    A click that lands while JupyterLab is still busy with the page can be lost, so the click
+    is made once more when no cell started within 30 s.
+    """
+    before = page.eval_on_selector_all(".jp-InputPrompt", HIGHEST_PROMPT_JS)
+    for _ in range(2):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.locator(f"li[data-command='{command}']").click()
+        try:
+            page.wait_for_function(CELL_STARTED_JS, arg=before, timeout=30_000)
+            return
+        except Exception as error:
+            if type(error).__name__ != "TimeoutError":
+                raise
+    raise AssertionError(f"{command} from the Run menu started no cell")
 
 
 def pick_host(page: Any, name: str) -> None:

@@ -53,6 +53,7 @@ PARALLEL_COUNTS = (2, 4)
 KEPT_BELOW = "<!-- Written by hand below this line; run_benchmarks.py keeps it. -->\n"
 NEW_NOTES = "\n## Notes\n\nWhere the time goes, and what was changed after each run.\n"
 ANSIBLE_HOSTS = 2
+SECOND_RUN = "gpurun second run, median of the three"
 
 
 class Bench:
@@ -214,8 +215,8 @@ def measure_one_host(bench: Bench) -> None:
     # The median of three no-change runs, as one run on a shared machine is noisy.
     repeats = [bench.gpurun(f"gpurun second run, try {n}", [gpurun_host]).seconds
                for n in range(1, 4)]
-    bench.seconds["gpurun second run"] = statistics.median(repeats)
-    print(f"  gpurun second run (median): {bench.seconds['gpurun second run']:.1f} s")
+    bench.seconds[SECOND_RUN] = statistics.median(repeats)
+    print(f"  {SECOND_RUN}: {bench.seconds[SECOND_RUN]:.1f} s")
     bench.manual("shell script", [manual_host])
     bench.check_installed([manual_host])
     bench.remove([gpurun_host, manual_host])
@@ -224,7 +225,7 @@ def measure_one_host(bench: Bench) -> None:
 def one_host_figures(bench: Bench) -> dict[str, float]:
     first = bench.seconds["gpurun first run"]
     return {"a": first / bench.seconds["shell script"],
-            "b": bench.seconds["gpurun second run"] / first}
+            "b": bench.seconds[SECOND_RUN] / first}
 
 
 def machine() -> str:

@@ -16,6 +16,7 @@ import pytest
 from chain import gpurun_run, run_records, write_inventory
 
 from gpurun.bundle.manifest import load_manifest
+from gpurun.host import Host, HostSpec
 from gpurun.sandbox.users import add_sudo_user
 
 pytestmark = pytest.mark.sandbox
@@ -162,3 +163,28 @@ def test_login_without_become_rejected(sudo_job, demo_rpm_bundle, tmp_path):
     assert result.returncode != 0
     [record] = run_records(tmp_path / "outputs-plain", host.name)
     assert "set become: true" in record["steps"][0]["error"]
+
+
+def test_password_line_never_runs_as_a_command(sudo_job, sandbox_hosts, monkeypatch):
+    """Where sudo lets the login start sh without a password, the unread line is skipped."""
+    root_host = sudo_job[0]
+    witness = f"/tmp/gpurun-password-ran-{secrets.token_hex(4)}"
+    # A password that is also a shell command: if the root shell ever ran it, the file appears.
+    password = f"touch {witness}"
+    host = add_sudo_user(root_host, "shonly", password=password)
+    rule = "shonly ALL=(ALL) NOPASSWD: /bin/sh, /usr/bin/sh\n"
+    sandbox_hosts.run(root_host, ["sh", "-c", f"printf '%s' '{rule}' > /etc/sudoers.d/shonly"])
+    monkeypatch.setenv(PASSWORD_VARIABLE, password)
+    spec = HostSpec(name=host.name, address=host.address, port=host.port, user=host.user,
+                    key_file=str(host.key_file), known_hosts_file=str(host.known_hosts_file),
+                    become=True, sudo_password_env=PASSWORD_VARIABLE)
+    login = Host(spec=spec, machine=None, run_id=f"test-sudo-sh-{secrets.token_hex(4)}")
+
+    try:
+        uid = login.run(["id", "-u"]).stdout.strip()
+    finally:
+        login.close()
+    ran = sandbox_hosts.run(root_host, ["test", "-e", witness]).returncode == 0
+
+    assert uid == "0"
+    assert not ran, f"the password line ran as a command and created {witness}"

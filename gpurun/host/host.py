@@ -7,6 +7,7 @@ and every file it changes is backed up under the run's folder on the host first.
 from __future__ import annotations
 
 import logging
+import secrets
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ log = logging.getLogger("gpurun.host")
 
 RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
 EXIT_NOT_FOUND = 127
+
+# Reads lines up to the one equal to $1, then becomes the shell that reads the rest. `read`
+# takes a pipe one byte at a time, so the new shell starts exactly after that line.
+SKIP_TO_LINE = 'while IFS= read -r line; do [ "$line" = "$1" ] && exec sh; done; exit 1'
 
 # The root shell of each host and run, kept for the later steps of the run in the same kernel.
 _open_shells: dict[tuple[HostSpec, str], Shell] = {}
@@ -163,15 +168,22 @@ class Host:
     def _start_root_shell(self) -> Shell:
         prefix = self._privilege_prefix()
         argv = [*prefix, "sh"]
+        preamble = None
+        if prefix == SUDO_WITH_PASSWORD:
+            # sudo reads the password line only where its policy asks for one. Where it does
+            # not (NOPASSWD for sh alone), the root shell would run that line as a command, so
+            # the shell first skips every line up to a random one that follows the password.
+            sync = f"gpurun-sudo-{secrets.token_hex(12)}"
+            argv = [*prefix, "sh", "-c", SKIP_TO_LINE, "sh", sync]
+            preamble = f"{self._sudo_password}\n{sync}\n"
         if not self.spec.is_local:
             argv = self.spec.ssh_argv(argv)
         setup = "true"
         if self.spec.path_prefix:
             # The folder gpurun installs into goes in front, for sudo's secure_path as well.
             setup = f'PATH={shlex.quote(self.spec.path_prefix)}:"$PATH"; export PATH'
-        secret = self._sudo_password if prefix == SUDO_WITH_PASSWORD else None
         try:
-            return Shell(argv, setup=setup, secret_line=secret)
+            return Shell(argv, setup=setup, preamble=preamble)
         except ShellClosed as error:
             if self.spec.is_local:
                 raise

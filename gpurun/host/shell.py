@@ -37,15 +37,15 @@ class ShellTimedOut(ConnectionFailed):
 class Shell:
     """A `sh` started by argv (ssh, or sudo within ssh), fed commands on its stdin."""
 
-    def __init__(self, argv: list[str], *, setup: str = "", secret_line: str | None = None):
+    def __init__(self, argv: list[str], *, setup: str = "", preamble: str | None = None):
+        """Start argv; preamble (sudo's password line) is written first and never logged."""
         self.argv = argv
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        if secret_line is not None:
-            # sudo -S reads one line for the password, then the shell reads the rest.
-            self._write(f"{secret_line}\n".encode())
+        if preamble is not None:
+            self._write(preamble.encode())
         # The first command absorbs what the login prints before the shell starts reading
         # (a banner from .bashrc), and sets the PATH the commands use.
         self.run(setup or "true", timeout=START_TIMEOUT_S)

@@ -19,8 +19,8 @@ SUDO_WITHOUT_PASSWORD = ["sudo", "-n", "--"]
 # -S reads the password from the first line of stdin and leaves the rest to the command.
 # -k ignores a cached sudo ticket, so sudo reads that line on every call: with a ticket it
 # would skip the read and hand the password to the command. -p "" keeps stderr free of prompts.
-# NOTE: gpurun probes the policy with `true` only. A sudoers rule that exempts some commands
-# from the password (NOPASSWD for only some of them) would hand the password line to those.
+# gpurun probes the policy with `true` only. Where a sudoers rule exempts sh from the password,
+# sudo leaves the password line unread, and Host's root shell skips it (SKIP_TO_LINE).
 # NOTE: sudoers with `requiretty` (old RHEL defaults) rejects these commands, since gpurun
 # runs them without a terminal.
 SUDO_WITH_PASSWORD = ["sudo", "-S", "-k", "-p", "", "--"]

@@ -1,8 +1,8 @@
 """C06: no package may replace /etc/docker/daemon.json, because gpurun merges into that file.
 
 Older nvidia-docker2 packages shipped their own daemon.json. The tests build stand-ins of that
-shape with the real dpkg-deb and rpmbuild (a package named nvidia-docker2 whose only file is
-/etc/docker/daemon.json) and let the real dpkg-deb and rpm list them on a host whose address is
+shape with the real dpkg-deb and rpmbuild: a package named nvidia-docker2 whose only file is
+/etc/docker/daemon.json. The real dpkg-deb and rpm then list them on a host whose address is
 `local`, as the toolkit step does on a remote host before it installs anything.
 """
 

@@ -40,7 +40,7 @@ def symlink(name: str, target: str) -> tarfile.TarInfo:
     return member
 
 
-def test_the_named_binaries_are_unpacked_and_nothing_else(local_host, tmp_path):
+def test_unpack_named_binaries_only(local_host, tmp_path):
     outside = tmp_path / "escaped"
     tarball = make_tarball(tmp_path / "docker.tgz", [
         regular("docker/docker"), regular("docker/dockerd"), regular("docker/extra"),
@@ -54,7 +54,7 @@ def test_the_named_binaries_are_unpacked_and_nothing_else(local_host, tmp_path):
     assert not outside.exists()
 
 
-def test_a_binary_that_is_a_link_is_refused(local_host, tmp_path):
+def test_unpack_rejects_linked_binary(local_host, tmp_path):
     tarball = make_tarball(tmp_path / "docker.tgz", [
         regular("docker/docker"), symlink("docker/dockerd", "/etc/hostname"),
     ])
@@ -69,7 +69,7 @@ def test_a_binary_that_is_a_link_is_refused(local_host, tmp_path):
     assert "next step: rebuild the bundle" in message
 
 
-def test_a_missing_binary_names_the_tarball_and_what_it_must_hold(local_host, tmp_path):
+def test_unpack_missing_binary_named(local_host, tmp_path):
     tarball = make_tarball(tmp_path / "docker.tgz", [regular("docker/docker")])
 
     with pytest.raises(BundleError) as caught:

@@ -93,7 +93,7 @@ class Shell:
             self.process.stdin.write(data)  # type: ignore[union-attr]
             self.process.stdin.flush()  # type: ignore[union-attr]
         except (BrokenPipeError, ValueError) as error:
-            raise ShellClosed(self._ended_message()) from error
+            raise ShellClosed(self._ended_message(self._rest_of_stderr())) from error
 
     def _read_until(self, marker: str, timeout: float) -> tuple[bytes, bytes]:
         """Read stdout and stderr until each shows the marker; return both without it."""
@@ -124,6 +124,8 @@ class Shell:
 
     def _rest_of_stderr(self, wait_s: float = 2) -> bytes:
         """Return what the ended shell (or ssh) still had to say on stderr."""
+        if self.process.stderr is None or self.process.stderr.closed:
+            return b""
         rest = bytearray()
         deadline = time.monotonic() + wait_s
         with selectors.DefaultSelector() as selector:

@@ -238,3 +238,36 @@ def test_rollback_without_systemd_removes_files(rolled_back_without_systemd, san
     for path in created:
         assert host_sha256(sandbox_hosts, host, path) is None, path
     assert sandbox_hosts.run(host, ["getent", "group", "docker"]).returncode == 2
+
+
+@pytest.fixture(scope="module")
+def runtime_rolled_back_without_systemd(rolled_back_without_systemd, sandbox_hosts, demo_bundle,
+                                        tmp_path_factory):
+    """The same host, now bare: Docker from one run, the nvidia runtime from a second run,
+    and a rollback of the second run only."""
+    host = rolled_back_without_systemd[0]
+    folder = tmp_path_factory.mktemp("rollback-nosd-runtime")
+    inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(demo_bundle))
+    outputs = folder / "outputs"
+    docker = gpurun_run(inventory, outputs, "--steps",
+                        "preflight,docker-binaries,docker-service")
+    assert docker.returncode == 0, docker.stdout + docker.stderr
+    runtime = gpurun_run(inventory, outputs, "--steps", "nvidia-toolkit,runtime,verify")
+    assert runtime.returncode == 0, runtime.stdout + runtime.stderr
+    run_id = newest_record(outputs, host.name)["run_id"]
+    journal = sandbox_hosts.run(host, ["cat", f"/var/lib/gpurun/runs/{run_id}/changes.jsonl"])
+    entries = [json.loads(line) for line in journal.stdout.splitlines()]
+    rollback = gpurun_rollback(inventory, outputs, run_id)
+    return host, entries, rollback, newest_record(outputs, host.name)
+
+
+def test_rollback_restarts_dockerd_the_run_restarted(runtime_rolled_back_without_systemd,
+                                                     sandbox_hosts):
+    host, entries, rollback, record = runtime_rolled_back_without_systemd
+    restarted = [e["path"] for e in entries if e["action"] == "process-restarted"]
+    assert restarted == ["process dockerd"]
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    [step] = record["steps"]
+    assert all(check["status"] == "passed" for check in step["checks"]), step["checks"]
+    default = sandbox_hosts.run(host, ["docker", "info", "--format", "{{.DefaultRuntime}}"])
+    assert default.stdout.strip() == "runc", default.stdout + default.stderr

@@ -112,6 +112,26 @@ def test_daemon_running_before_run():
     assert journal.not_restorable == [stopped]
 
 
+def test_daemon_restarted_by_run():
+    journal = group_entries("r1", [
+        change("process dockerd", "process-restarted", version_before="pid 7: dockerd",
+               version_after="pid 9: dockerd"),
+    ])
+    assert journal.restarted_processes == ["dockerd"]
+    assert journal.started_processes == []
+    assert journal.not_restorable == []
+
+
+def test_daemon_started_then_restarted_is_stopped():
+    journal = group_entries("r1", [
+        change("process dockerd", "process-started", version_after="pid 7: dockerd"),
+        change("process dockerd", "process-restarted", version_before="pid 7: dockerd",
+               version_after="pid 9: dockerd"),
+    ])
+    assert journal.started_processes == ["dockerd"]
+    assert journal.restarted_processes == []
+
+
 def test_unknown_action_not_restorable():
     unknown = change("kernel module nvidia", "module-loaded")
     journal = group_entries("r1", [unknown])

@@ -23,7 +23,7 @@ from gpurun.host.host import RUNS_DIR
 from gpurun.operations import background, service
 
 FILE_ACTIONS = {"created", "modified", "removed", "mode"}
-PROCESS_ACTIONS = {"process-started", "process-stopped", "process-killed"}
+PROCESS_ACTIONS = {"process-started", "process-stopped", "process-killed", "process-restarted"}
 # Journal actions the rollback needs no action for: a restart of a unit that was already
 # running is undone by restarting it on the restored files.
 FOLLOWED_ACTIONS = {"service-restarted"}
@@ -80,6 +80,9 @@ class Journal:
     disabled_snaps: list[str] = field(default_factory=list)
     # gpurun's background daemons (hosts without systemd) that the run started.
     started_processes: list[str] = field(default_factory=list)
+    # Those it restarted (dockerd after a runtime change): running before the run, they are
+    # restarted again once the files are restored.
+    restarted_processes: list[str] = field(default_factory=list)
     processes_now: set[str] = field(default_factory=set)
     # Journal entries that gpurun cannot undo, such as a hand-started daemon the run stopped.
     not_restorable: list[FileChange] = field(default_factory=list)
@@ -154,11 +157,14 @@ def group_entries(run_id: str, entries: list[FileChange]) -> Journal:
             journal.not_restorable.append(entry)
     journal.files = list(files.values())
 
-    # A daemon the run started first was not running before it. One the run stopped first
-    # was, and gpurun does not know how to start it again.
+    # A daemon the run started first was not running before it. One of gpurun's own that the
+    # run restarted first was running, and is restarted again. One the run stopped first was
+    # running too, and gpurun does not know how to start it again.
     for name, entry in first_process_actions.items():
         if entry.action == "process-started" and name in GPURUN_DAEMONS:
             journal.started_processes.append(name)
+        elif entry.action == "process-restarted" and name in GPURUN_DAEMONS:
+            journal.restarted_processes.append(name)
         else:
             journal.not_restorable.append(entry)
     return journal
@@ -188,7 +194,8 @@ def read_current_state(host: Host, journal: Journal) -> None:
                  *service.UNITS}
         for unit in sorted(units):
             journal.units_now[unit] = systemd_facts.unit(host, unit)
-    journal.processes_now = {name for name in journal.started_processes
+    journal.processes_now = {name for name in [*journal.started_processes,
+                                               *journal.restarted_processes]
                              if process_running(host, name)}
     journal.groups_now = {g for g in journal.created_groups if service.has_group(host, g)}
 

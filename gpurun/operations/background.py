@@ -139,7 +139,8 @@ def write_dockerd_flags(host: Host, flags: list[str]) -> FileChange | None:
     return host.write_text(DOCKERD_FLAGS_FILE, header + "".join(f"{f}\n" for f in flags))
 
 
-def start(host: Host, daemon: Daemon, argv: list[str], bin_dir: str) -> processes.PidFileFacts:
+def start(host: Host, daemon: Daemon, argv: list[str], bin_dir: str, *,
+          record: bool = True) -> processes.PidFileFacts:
     """Start the daemon in the background and wait until its pid file names it.
 
     A stale pid file is removed first. Raises GpurunError with the log's tail when the
@@ -158,12 +159,14 @@ def start(host: Host, daemon: Daemon, argv: list[str], bin_dir: str) -> processe
     host.run(["sh", "-c", _START_SCRIPT, "sh", pid_file_argument, daemon.log_file,
               search_path(bin_dir), *argv])
     started = _wait_until_running(host, daemon)
-    _record(host, daemon, "process-started", None, started)
+    if record:
+        _record(host, daemon, "process-started", None, started)
     return started
 
 
 def stop(
-    host: Host, daemon: Daemon, *, timeout: float = STOP_TIMEOUT_S, kill_after_timeout: bool = False
+    host: Host, daemon: Daemon, *, timeout: float = STOP_TIMEOUT_S, kill_after_timeout: bool = False,
+    record: bool = True,
 ) -> None:
     """Stop the daemon with SIGTERM and wait for it to exit; SIGKILL only when allowed.
 
@@ -179,7 +182,7 @@ def stop(
 
     host.run(["kill", "-TERM", str(found.pid)])
     if wait_for_exit(host, found.pid, timeout):
-        _after_exit(host, daemon, found)
+        _after_exit(host, daemon, found, record=record)
         return
     if not kill_after_timeout:
         raise GpurunError(
@@ -190,7 +193,7 @@ def stop(
     host.run(["kill", "-KILL", str(found.pid)])
     if not wait_for_exit(host, found.pid, 10):
         raise GpurunError(f"{daemon.name} (pid {found.pid}) on host {host.name} survived SIGKILL")
-    _after_exit(host, daemon, found, killed=True)
+    _after_exit(host, daemon, found, killed=True, record=record)
 
 
 def signal_reload(host: Host, daemon: Daemon) -> None:
@@ -261,8 +264,20 @@ def restart_dockerd(host: Host, *, kill_after_timeout: bool = False) -> str:
     """Stop dockerd gracefully and start it with its configured flags; return the API version."""
     bin_dir = running_bin_dir(host) or host.spec.path_prefix or "/usr/bin"
     argv = configured_dockerd_argv(host, bin_dir)
-    stop(host, DOCKERD, kill_after_timeout=kill_after_timeout)
-    start(host, DOCKERD, argv, bin_dir)
+    before = processes.pid_file(host, DOCKERD.pid_file, DOCKERD.name)
+    if not before.running:
+        start(host, DOCKERD, argv, bin_dir)
+        return wait_for_dockerd(host)
+
+    # One journal entry for the pair, so that a rollback knows this dockerd ran before the
+    # run and restarts it on the restored files. A failed start still journals the stop.
+    stop(host, DOCKERD, kill_after_timeout=kill_after_timeout, record=False)
+    try:
+        started = start(host, DOCKERD, argv, bin_dir, record=False)
+    except GpurunError:
+        _record(host, DOCKERD, "process-stopped", before, None)
+        raise
+    _record(host, DOCKERD, "process-restarted", before, started)
     return wait_for_dockerd(host)
 
 
@@ -305,10 +320,11 @@ def wait_for_exit(host: Host, pid: int, timeout: float) -> bool:
 
 
 def _after_exit(host: Host, daemon: Daemon, found: processes.PidFileFacts,
-                killed: bool = False) -> None:
+                killed: bool = False, record: bool = True) -> None:
     # dockerd removes its own pid file on a clean exit; the start shell's file stays behind.
     _remove_pid_file(host, daemon)
-    _record(host, daemon, "process-killed" if killed else "process-stopped", found, None)
+    if record:
+        _record(host, daemon, "process-killed" if killed else "process-stopped", found, None)
 
 
 def _remove_pid_file(host: Host, daemon: Daemon) -> None:

@@ -248,6 +248,14 @@ def _restarts(host: Host, journal: Journal, files_restored: bool) -> list[Action
     if any(a.target == "restart docker.service" for a in actions):
         actions.append(Action("docker API", "wait until it answers", "docker.service restarted",
                               lambda: service.wait_for_api(host)))
+    # Without systemd: the dockerd the run restarted reads the restored files on a restart.
+    for name in journal.restarted_processes:
+        if name not in journal.processes_now:
+            actions.append(unchanged(f"restart process {name}", "not running"))
+            continue
+        actions.append(Action(f"restart process {name}", "stop, then start with its flags",
+                              "it was running before the run and its files were restored",
+                              partial(background.restart_dockerd, host)))
     return actions
 
 
@@ -299,6 +307,10 @@ def verify(step: Step, journal: Journal) -> list[Check]:
     for name in journal.started_processes:
         running = run_journal.process_running(host, name)
         checks.append(check(f"process {name} stopped", not running,
+                            "running" if running else "not running"))
+    for name in journal.restarted_processes:
+        running = run_journal.process_running(host, name)
+        checks.append(check(f"process {name} running", running,
                             "running" if running else "not running"))
     for group in journal.created_groups:
         present = service.has_group(host, group)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import click
 
 from gpurun.bundle.build_cli import build_command
-from gpurun.errors import GpurunError
-from gpurun.progress import summary_lines
+from gpurun.errors import GpurunError, RunInterrupted
+from gpurun.progress import failure_lines, summary_lines
 from gpurun.sandbox.cli import sandbox
 from gpurun.steps import STEP_NAMES
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 DEMO_HOST = "demo"
 DEMO_BUNDLE = Path("bundles/demo")
 SANDBOX_INVENTORY = Path("parameters/sandbox.yaml")
+# The shell convention for a command ended by SIGINT (128 + 2).
+INTERRUPTED_EXIT = 130
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -73,7 +75,7 @@ def run_command(inventory_file: Path, hosts: tuple[str, ...], groups: tuple[str,
     with _errors_as_messages():
         records = run_inventory(inventory_file, _split(hosts), _split(groups), _split(steps),
                                 parallel, plan_only, outputs, run_id, bundle_dir, resume=resume)
-    _print_summary(records, outputs)
+    _print_summary(records, outputs, resume_from=inventory_file)
     sys.exit(0 if all(r.succeeded for r in records) else 1)
 
 
@@ -222,8 +224,18 @@ def rollback_command(undo_run_id: str, inventory_file: Path, hosts: tuple[str, .
     sys.exit(0 if all(r.succeeded for r in records) else 1)
 
 
-def _print_summary(records: list[HostRun], outputs: Path) -> None:
+def _print_summary(records: list[HostRun], outputs: Path, resume_from: Path | None = None
+                   ) -> None:
+    """Print the summary table, then what each failed host needs and how to continue."""
     click.echo("\n" + "\n".join(summary_lines(records, outputs)))
+    failures = failure_lines(records, outputs)
+    if failures:
+        click.echo("\n" + "\n".join(failures))
+    failed_runs = sorted({r.run_id for r in records if not r.succeeded and not r.plan_only})
+    if resume_from is not None and failed_runs:
+        outputs_option = "" if outputs == Path("outputs") else f" --outputs {outputs}"
+        click.echo(f"continue the failed hosts with: gpurun run --inventory {resume_from}"
+                   f"{outputs_option} --resume {failed_runs[0]}")
 
 
 class _errors_as_messages:
@@ -233,6 +245,9 @@ class _errors_as_messages:
         return None
 
     def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, RunInterrupted):
+            click.echo(str(error), err=True)
+            sys.exit(INTERRUPTED_EXIT)
         if isinstance(error, GpurunError):
             click.echo(f"error: {error}", err=True)
             sys.exit(2)

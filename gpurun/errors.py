@@ -63,3 +63,7 @@ class RemoteCommandError(GpurunError):
 
 class ConnectionFailed(GpurunError):
     """A host could not be reached or refused the login."""
+
+
+class RunInterrupted(GpurunError):
+    """The operator interrupted a run (Ctrl-C); the records say where each host stopped."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpurun.errors import GpurunError
+from gpurun.errors import GpurunError, RunInterrupted
 from gpurun.inventory import InventoryHost, load_inventory, select_hosts
 from gpurun.progress import TerminalProgress, WidgetProgress, summary_lines
 from gpurun.runbook import RUN_ID_PATTERN, new_run_id
@@ -98,9 +98,20 @@ def run_inventory(
     run_id = run_id or new_run_id() + (PLAN_SUFFIX if plan_only else "")
     shown_steps = steps or STEP_NAMES
     display = _progress(progress, outputs, run_id, [h.name for h in selected], shown_steps)
-    return run_hosts(selected, run_id, outputs, parallel=parallel, progress=display,
-                     per_host=per_host, steps=steps or None, plan_only=plan_only,
-                     overrides=overrides)
+    try:
+        return run_hosts(selected, run_id, outputs, parallel=parallel, progress=display,
+                         per_host=per_host, steps=steps or None, plan_only=plan_only,
+                         overrides=overrides)
+    except KeyboardInterrupt:
+        # The kernel's pending messages end in a dead-kernel error that says nothing new.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        command = f"gpurun run --inventory {inventory_file} --resume {run_id}"
+        if outputs != Path("outputs"):
+            command += f" --outputs {outputs}"
+        raise RunInterrupted(
+            f"interrupted: run {run_id} stopped, and each host's run.json under {outputs}/ "
+            f"names the step it was in\n  next step: continue with `{command}`"
+        ) from None
 
 
 def run(inventory: str | Path, *, hosts: list[str] | None = None,

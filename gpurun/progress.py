@@ -252,6 +252,23 @@ def summary_lines(records: list[Any], outputs: Path) -> list[str]:
     return lines
 
 
+def failure_lines(records: list[Any], outputs: Path) -> list[str]:
+    """Return, for each failed host, its full reason, the next step and the notebook to read."""
+    lines = []
+    for record in records:
+        if record.succeeded:
+            continue
+        step = next((s for s in record.steps if s.name == record.failed_step), None)
+        error = (step.error if step else "") or record.reason
+        next_steps = [line.strip() for line in error.splitlines()
+                      if line.strip().startswith("next step:")]
+        lines.append(f"{record.host}: {record.reason or record.status}")
+        lines += [f"  {line}" for line in next_steps]
+        if step and step.notebook:
+            lines.append(f"  record: {outputs}/{record.host}/{record.run_id}/{step.notebook}")
+    return lines
+
+
 def _bytes(count: int) -> str:
     for unit in ("B", "KiB", "MiB"):
         if count < 1024:

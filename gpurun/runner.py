@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -149,21 +150,49 @@ def run_host(
     # A host that cannot be logged in to fails here in seconds, before any step runs. The
     # login opens the shared ssh connection that the steps of this run then use, and the
     # kernel boots meanwhile.
-    with _ssh_control_dir(run_id), HostKernel(KERNEL) as kernel:
-        if to_run:
-            kernel.launch()
-        unreachable = _login_problem(parameters)
-        if unreachable:
-            record.status, record.failed_step, record.reason = "failed", "connect", unreachable
-        else:
-            _run_steps(kernel, record, folder, to_run, parameters, runbooks)
+    spec = None
+    try:
+        with _ssh_control_dir(run_id), HostKernel(KERNEL) as kernel:
+            if to_run:
+                kernel.launch()
+            try:
+                spec = _login_spec(parameters)
+                unreachable = _login_problem(spec)
+            except ConnectionFailed as error:
+                unreachable = f"connect: {_first_line(str(error))}"
+            if unreachable:
+                record.status, record.failed_step, record.reason = "failed", "connect", unreachable
+            else:
+                _run_steps(kernel, record, folder, to_run, parameters, runbooks)
+    except KeyboardInterrupt:
+        # The records say where the run stopped, so that --resume can continue from there.
+        _mark_interrupted(record)
+        _finish(record, folder, clock)
+        raise
+    finally:
+        _close_shared_connection(spec, run_id)
 
     log.debug("%s: run %s %s %s", host.name, run_id, record.status, record.reason)
+    _finish(record, folder, clock)
+    return record
+
+
+def _finish(record: HostRun, folder: Path, clock: float) -> None:
     record.ended = _now()
     record.seconds = round(time.monotonic() - clock, 2)
     _write_run_json(folder, record)
     write_manifest(folder)
-    return record
+
+
+def _mark_interrupted(record: HostRun) -> None:
+    """Record a run that the operator interrupted (Ctrl-C) as failed at the step it was in."""
+    running = next((step for step in record.steps if step.status == "running"), None)
+    name = running.name if running else "connect"
+    if running:
+        running.status = "failed"
+        running.error = "KeyboardInterrupt: interrupted by the operator (Ctrl-C)"
+    record.status, record.failed_step = "failed", name
+    record.reason = f"interrupted during {name} (Ctrl-C)"
 
 
 def _run_steps(kernel: HostKernel, record: HostRun, folder: Path, to_run: list[tuple[str, str]],
@@ -209,18 +238,37 @@ def _ssh_control_dir(run_id: str) -> Iterator[None]:
             os.environ[SSH_CONTROL_DIR_ENV] = previous
 
 
-def _login_problem(parameters: dict[str, Any]) -> str:
-    """Return why the host cannot be logged in to ('connect: no route to host'), or ''."""
+def _close_shared_connection(spec: HostSpec | None, run_id: str) -> None:
+    """End this host's shared ssh connection of the run, and the run's folder once it is empty.
+
+    Without this, every run left a folder in /tmp/gpurun-ssh, and its connection lingered for
+    ControlPersist. Other hosts of the run keep theirs until they finish.
+    """
+    folder = Path(f"{RUN_CONTROL_DIRS}{run_id}")
+    if spec is None or not folder.is_dir():
+        return
+    with _ssh_control_dir(run_id):
+        argv = [*spec.ssh_argv(), "-O", "exit"]
+    subprocess.run(argv, capture_output=True, timeout=30, check=False)
     try:
-        user, port = resolve_login(parameters["address"], parameters.get("user", ""),
-                                   int(parameters.get("port") or 0))
-    except ConnectionFailed as error:
-        return f"connect: {_first_line(str(error))}"
-    spec = HostSpec(
+        folder.rmdir()
+    except OSError:  # another host of the run still uses it
+        pass
+
+
+def _login_spec(parameters: dict[str, Any]) -> HostSpec:
+    """Return the login of the host's parameters; raise ConnectionFailed if ssh cannot say."""
+    user, port = resolve_login(parameters["address"], parameters.get("user", ""),
+                               int(parameters.get("port") or 0))
+    return HostSpec(
         name=parameters["host"], address=parameters["address"], port=port, user=user,
         key_file=parameters.get("key_file") or None,
         known_hosts_file=parameters.get("known_hosts_file") or None,
     )
+
+
+def _login_problem(spec: HostSpec) -> str:
+    """Return why the host cannot be logged in to ('connect: no route to host'), or ''."""
     problem = probe_login(spec)
     return f"connect: {problem}" if problem else ""
 

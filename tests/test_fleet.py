@@ -144,6 +144,17 @@ def test_summary_table_lists_all(fleet):
     assert "1 of 3 hosts succeeded" in fleet["first"].stdout
 
 
+def test_summary_says_next_step_and_resume(fleet):
+    stdout = fleet["first"].stdout
+    broken = fleet["broken"].name
+    run_id = record_of(fleet, "broken")["run_id"]
+    after_table = stdout.split("hosts succeeded", 1)[1]
+    assert f"\n{broken}: step preflight failed" in after_table
+    assert "  next step: " in after_table
+    assert "  record: " in after_table
+    assert f"--resume {run_id}" in after_table
+
+
 def test_unreachable_host_fails_fast(fleet):
     # A host with no route fails at connect, before a kernel starts: ARP gives up in seconds.
     record = record_of(fleet, "gone")

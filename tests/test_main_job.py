@@ -134,3 +134,10 @@ def test_outputs_layout(converged):
     assert names == sorted([f"{n:02d}-{s}.ipynb" for n, s in enumerate(STEP_NAMES, 1)]
                            + ["SHA256SUMS", "run.json"])
     assert Path(folder / "run.json").exists()
+
+
+def test_runs_leave_no_shared_connection_folder(converged):
+    """Each run ends its shared ssh connection and removes the run's folder in /tmp/gpurun-ssh."""
+    _, _, first, second = converged
+    for record in (first, second):
+        assert not Path(f"/tmp/gpurun-ssh/{record['run_id']}").exists(), record["run_id"]

@@ -15,6 +15,7 @@ from gpurun.progress import (
     WidgetProgress,
     html_table,
     read_states,
+    failure_lines,
     summary_lines,
     text_table,
 )
@@ -133,6 +134,25 @@ def test_summary_lines(tmp_path):
     assert lines[2].split()[:6] == ["gpu2", "failed", "3.1", "0/3", "0", "0"]
     assert lines[2].endswith("connect: no route to host")
     assert lines[3].startswith("1 of 2 hosts succeeded")
+
+
+def test_failure_lines_give_next_step_and_record(tmp_path):
+    error = ("ConnectionFailed: lost the connection to host gpu2 while running `tar -xzf x`\n"
+             "  next step: check that the host is up, then run the step again")
+    failed = HostRun("gpu2", RUN_ID, False, stamp(40), status="failed", seconds=9.0,
+                     requested_steps=STEPS, failed_step=STEPS[1],
+                     reason=f"step {STEPS[1]} failed: lost the connection to host gpu2",
+                     steps=[StepRecord("02", STEPS[1], "failed", None, 0, 5.0,
+                                       f"02-{STEPS[1]}.ipynb", error=error)])
+    ok = HostRun("gpu1", RUN_ID, False, stamp(40), status="completed", seconds=8.0)
+
+    lines = failure_lines([ok, failed], tmp_path)
+
+    assert lines == [
+        f"gpu2: step {STEPS[1]} failed: lost the connection to host gpu2",
+        "  next step: check that the host is up, then run the step again",
+        f"  record: {tmp_path}/gpu2/{RUN_ID}/02-{STEPS[1]}.ipynb",
+    ]
 
 
 def test_notebook_run_shows_widget(tmp_path):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from chain import gpurun_run, run_records, write_inventory
+from chain import GPURUN, PROJECT, gpurun_run, run_records, write_inventory
 
 from gpurun.errors import GpurunError
 from gpurun.fleet import hosts_to_resume
@@ -167,3 +171,79 @@ def test_resume_follows_later_resume(tmp_path):
     assert list(resumed) == ["gpu1"]
     assert resumed["gpu1"].completed_earlier == {"preflight": "run-0",
                                                  "docker-binaries": "run-2"}
+
+
+# -- on a sandbox host: Ctrl-C during a step, then --resume ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def interrupted(sandbox_hosts, demo_bundle, tmp_path_factory):
+    """A run interrupted with Ctrl-C during docker-binaries, then resumed.
+
+    The host also holds the unpacked tarball of an earlier interrupted run, which the resumed
+    docker-binaries step must remove.
+    """
+    host = sandbox_hosts.start("interrupt")
+    sandbox_hosts.run(host, ["mkdir", "-p", f"{LEFTOVER}/docker"])
+    folder = tmp_path_factory.mktemp("interrupt")
+    inventory = write_inventory(folder / "inventory.yaml", host, bundle_dir=str(demo_bundle))
+    outputs = folder / "outputs"
+    # A terminal's Ctrl-C reaches the whole process group: gpurun, its kernel and ssh.
+    process = subprocess.Popen(
+        [*GPURUN, "run", "--inventory", str(inventory), "--outputs", str(outputs)],
+        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    running = wait_for_running_step(outputs / host.name, "docker-binaries", process)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=180)
+    [record] = run_records(outputs, host.name)
+    resumed = gpurun_run(inventory, outputs, "--resume", record["run_id"])
+    return host, outputs, running, process.returncode, stdout + stderr, record, resumed
+
+
+LEFTOVER = "/var/lib/gpurun/runs/20200101-000000-dead/staging"
+
+
+def wait_for_running_step(host_outputs: Path, step: str, process: subprocess.Popen,
+                          timeout: float = 300) -> bool:
+    """Wait until the host's run.json shows `step` running; return False if it never did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        for run_json in host_outputs.glob("*/run.json"):
+            try:
+                steps = json.loads(run_json.read_text())["steps"]
+            except (OSError, ValueError):
+                continue
+            if any(s["name"] == step and s["status"] == "running" for s in steps):
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.sandbox
+def test_interrupt_exits_130_and_says_how_to_resume(interrupted):
+    _, _, running, returncode, output, record, _ = interrupted
+    assert running, output
+    assert returncode == 130, output
+    assert f"interrupted: run {record['run_id']} stopped" in output
+    assert f"--resume {record['run_id']}" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.sandbox
+def test_interrupt_recorded_at_its_step(interrupted):
+    record = interrupted[5]
+    assert record["status"] == "failed"
+    assert record["failed_step"] == "docker-binaries"
+    assert record["reason"] == "interrupted during docker-binaries (Ctrl-C)"
+    assert [s["status"] for s in record["steps"]] == ["completed", "failed"]
+
+
+@pytest.mark.sandbox
+def test_resume_after_interrupt_finishes_and_cleans_up(interrupted, sandbox_hosts):
+    host, _, _, _, _, _, resumed = interrupted
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    left = sandbox_hosts.run(host, ["sh", "-c", "ls -d /var/lib/gpurun/runs/*/staging"])
+    assert left.stdout.split() == [], left.stdout
+    info = sandbox_hosts.run(host, ["docker", "info", "--format", "{{.DefaultRuntime}}"])
+    assert info.stdout.strip() == "nvidia"

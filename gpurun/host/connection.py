@@ -64,6 +64,15 @@ class HostSpec:
         args += list(self.ssh_options)
         return args
 
+    def login_hint(self) -> str:
+        """Return a short ssh command line that an operator can type to test the login."""
+        argv = ["ssh", "-p", str(self.port)]
+        if self.key_file:
+            argv += ["-i", self.key_file]
+        if self.known_hosts_file:
+            argv += ["-o", f"UserKnownHostsFile={self.known_hosts_file}"]
+        return shlex.join([*argv, *self.ssh_options, f"{self.user}@{self.address}", "true"])
+
     def _connection_digest(self) -> str:
         """Return a short name for the shared connection of this login and these credentials.
 
@@ -120,7 +129,7 @@ def login_failed(spec: HostSpec, fallback_reason: str) -> ConnectionFailed:
     return ConnectionFailed(
         f"cannot connect to host {spec.name} ({spec.user}@{spec.address}:{spec.port}): "
         f"{reason}\n"
-        f"  next step: try `{shlex.join(spec.ssh_argv(['true']))}` and fix what ssh reports"
+        f"  next step: try `{spec.login_hint()}` and fix what ssh reports"
     )
 
 

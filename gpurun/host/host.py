@@ -107,7 +107,8 @@ class Host:
             raise ConnectionFailed(
                 f"lost the connection to host {self.name} while running "
                 f"`{shlex.join(argv)}`: {error}\n  next step: check that the host is up "
-                f"(`{shlex.join(self.spec.ssh_argv(['true']))}`), then run the step again"
+                f"(`{self.spec.login_hint()}`), then run the step again, or from the command "
+                f"line `gpurun run --resume {self.run_id}`"
             ) from error
         return self._journal(argv, exit_code, stdout, stderr, started,
                              sudo=self.spec.needs_sudo, check=check, hint=hint)

@@ -10,6 +10,7 @@ from gpurun.bundle.manifest import Manifest
 from gpurun.facts import docker as docker_facts
 from gpurun.facts import existing_docker as existing_facts
 from gpurun.host import Host
+from gpurun.host.host import RUNS_DIR
 from gpurun.operations import binaries
 from gpurun.operations.bundle_files import ensure_uploaded
 from gpurun.plan import Action, Check, check, unchanged
@@ -29,6 +30,7 @@ def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_fac
         "packaged docker": existing.packages or "none",
         "Docker in the way": existing.conflicts() or "none",
         "other Docker left in place": existing.leftovers() or "none",
+        "unpacked tarballs left by earlier runs": ", ".join(_leftover_staging(host)) or "none",
     }
     for name, found in installed.items():
         wanted = manifest.docker_binaries.get(name)
@@ -90,7 +92,19 @@ def plan(
         staging = str(host.run_dir / "staging")
         installs.append(Action(staging, "remove the unpacked tarball", "binaries installed",
                                lambda: host.run(["rm", "-rf", "--", staging])))
+    # An interrupted run leaves its unpacked tarball (about 200 MB) behind.
+    for leftover in _leftover_staging(host):
+        installs.append(Action(leftover, "remove the unpacked tarball",
+                               "left behind by an interrupted run",
+                               lambda leftover=leftover: host.run(["rm", "-rf", "--", leftover])))
     return actions + installs
+
+
+def _leftover_staging(host: Host) -> list[str]:
+    """Return the staging folders of earlier runs on the host (each run removes its own)."""
+    script = f'for d in {RUNS_DIR}/*/staging; do [ -d "$d" ] && echo "$d"; done; true'
+    folders = host.run(["sh", "-c", script]).stdout.split()
+    return [folder for folder in folders if folder != str(host.run_dir / "staging")]
 
 
 def _stager(host: Host, manifest: Manifest, bundle_dir: Path):

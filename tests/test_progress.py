@@ -13,9 +13,9 @@ from gpurun.progress import (
     StepState,
     TerminalProgress,
     WidgetProgress,
+    failure_lines,
     html_table,
     read_states,
-    failure_lines,
     summary_lines,
     text_table,
 )

@@ -15,14 +15,12 @@ from typing import Any
 from gpurun.errors import GpurunError, RunInterrupted
 from gpurun.inventory import InventoryHost, load_inventory, select_hosts
 from gpurun.progress import TerminalProgress, WidgetProgress, summary_lines
-from gpurun.runbook import RUN_ID_PATTERN, new_run_id
+from gpurun.runbook import PLAN_SUFFIX, RUN_ID_PATTERN, new_run_id
 from gpurun.runner import HostRun, check_variables, declared_parameters, run_hosts, runbooks_dir
 from gpurun.steps import STEP_NAMES
 from gpurun.steps.common import open_bundle
 
 log = logging.getLogger("gpurun.fleet")
-
-PLAN_SUFFIX = "-plan"
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gpurun.errors import GpurunError
 from gpurun.inventory import InventoryHost, load_inventory, select_hosts
-from gpurun.runbook import RUN_ID_PATTERN, new_run_id
+from gpurun.runbook import PLAN_SUFFIX, RUN_ID_PATTERN, new_run_id
 from gpurun.runner import HostRun, check_variables, declared_parameters, run_hosts, runbooks_dir
 from gpurun.steps import STEP_NAMES
 
@@ -74,6 +74,8 @@ def rollback_inventory(
     overwrite_later_changes: bool = False,
 ) -> list[HostRun]:
     """Run the rollback runbook on each chosen host under a new run id."""
+    # papermill logs three lines per notebook; the summary table says what happened.
+    logging.getLogger("papermill").setLevel(logging.WARNING)
     if not RUN_ID_PATTERN.match(undo_run_id):
         raise GpurunError(f"invalid run id {undo_run_id!r}: give a folder name under "
                           f"{outputs}/<host>/")
@@ -84,5 +86,7 @@ def rollback_inventory(
         check_variables(host, declared, inventory_file)
     chosen = hosts_to_roll_back(selected, outputs, undo_run_id, bool(hosts or groups))
     overrides = {"undo_run_id": undo_run_id, "overwrite_later_changes": overwrite_later_changes}
-    return run_hosts(chosen, new_run_id(), outputs, parallel=parallel, plan_only=plan_only,
+    # A plan's id ends in -plan, as for `gpurun run --plan`, so it never reads as a real run.
+    run_id = new_run_id() + (PLAN_SUFFIX if plan_only else "")
+    return run_hosts(chosen, run_id, outputs, parallel=parallel, plan_only=plan_only,
                      overrides=overrides, runbook_steps=ROLLBACK_STEPS)

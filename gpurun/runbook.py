@@ -19,6 +19,8 @@ from gpurun.step import Step, show
 
 RUN_CONTROL_DIRS = "/tmp/gpurun-ssh/"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The end of a plan run's id, so that a plan never reads as a run that changed hosts.
+PLAN_SUFFIX = "-plan"
 
 
 def new_run_id() -> str:

@@ -88,6 +88,10 @@ def rolled_back(sandbox_hosts, demo_bundle, tmp_path_factory):
     refused_record = newest_record(outputs, host.name)
     docker_after_refusal = sandbox_hosts.run(host, ["systemctl", "is-active", "docker"])
 
+    plan_outputs = folder / "plan-outputs"
+    planned = gpurun_rollback(inventory, plan_outputs, run_id, "--plan", "--hosts", host.name,
+                              "--overwrite-later-changes")
+
     rollback = gpurun_rollback(inventory, outputs, run_id, "--overwrite-later-changes")
     rollback_record = newest_record(outputs, host.name)
     again = gpurun_rollback(inventory, outputs, run_id)
@@ -98,6 +102,7 @@ def rolled_back(sandbox_hosts, demo_bundle, tmp_path_factory):
         "docker_after_refusal": docker_after_refusal.stdout.strip(),
         "rollback": rollback, "rollback_record": rollback_record,
         "again": again, "again_record": again_record,
+        "planned": planned, "planned_record": newest_record(plan_outputs, host.name),
     }
 
 
@@ -179,6 +184,14 @@ def test_docker_stopped_and_disabled(rolled_back, sandbox_hosts):
         assert enabled.stdout.strip() != "enabled", unit
     assert sandbox_hosts.run(host, ["pgrep", "-x", "dockerd"]).returncode == 1
     assert sandbox_hosts.run(host, ["getent", "group", "docker"]).returncode == 2
+
+
+def test_rollback_plan_is_marked_and_quiet(rolled_back):
+    planned, record = rolled_back["planned"], rolled_back["planned_record"]
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert record["plan_only"] is True
+    assert record["run_id"].endswith("-plan")
+    assert "papermill" not in planned.stderr
 
 
 def test_repeated_rollback_changes_nothing(rolled_back):

@@ -50,5 +50,5 @@ def write_report(outputs: Path) -> Report:
     temporary = outputs / f".{INDEX_NAME}.tmp"
     temporary.write_text(render_index(rows, outputs, unreadable), encoding="utf-8")
     temporary.replace(index)
-    log.info("wrote %s: %d run(s), %d notebook(s)", index, len(rows), rendered)
+    log.debug("wrote %s: %d run(s), %d notebook(s)", index, len(rows), rendered)
     return Report(index=index, runs=rows, rendered=rendered)

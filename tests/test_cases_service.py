@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -54,6 +55,15 @@ def test_docker_group_created_before_socket(sandbox_hosts, demo_bundle, tmp_path
         assert state == "active", unit
     group = sandbox_hosts.run(host, ["stat", "-c", "%G", "/run/docker.sock"]).stdout.strip()
     assert group == "docker"
+    # A system group (its id below the host's UID_MIN), created before the socket was enabled.
+    gid = int(sandbox_hosts.run(host, ["getent", "group", "docker"]).stdout.split(":")[2])
+    uid_min = sandbox_hosts.run(host, ["sh", "-c", "awk '$1 == \"UID_MIN\" {print $2}' "
+                                       "/etc/login.defs"]).stdout.strip() or "1000"
+    assert gid < int(uid_min), gid
+    journal = sandbox_hosts.run(
+        host, ["cat", f"/var/lib/gpurun/runs/{record['run_id']}/changes.jsonl"]).stdout
+    order = [json.loads(line)["path"] for line in journal.splitlines()]
+    assert order.index("group docker") < order.index("unit docker.socket"), order
 
 
 MISMATCHED_SERVICE = """\

@@ -225,6 +225,12 @@ def rolled_back_without_systemd(sandbox_hosts, demo_bundle, tmp_path_factory):
     outputs = folder / "outputs"
     main = gpurun_run(inventory, outputs)
     assert main.returncode == 0, main.stdout + main.stderr
+    return roll_back_newest(sandbox_hosts, host, inventory, outputs)
+
+
+def roll_back_newest(sandbox_hosts, host, inventory: Path, outputs: Path):
+    """Roll back the host's newest run; return the host, that run's journal entries, the
+    rollback's process and its record."""
     run_id = newest_record(outputs, host.name)["run_id"]
     journal = sandbox_hosts.run(host, ["cat", f"/var/lib/gpurun/runs/{run_id}/changes.jsonl"])
     entries = [json.loads(line) for line in journal.stdout.splitlines()]
@@ -267,11 +273,7 @@ def runtime_rolled_back_without_systemd(rolled_back_without_systemd, sandbox_hos
     assert docker.returncode == 0, docker.stdout + docker.stderr
     runtime = gpurun_run(inventory, outputs, "--steps", "nvidia-toolkit,runtime,verify")
     assert runtime.returncode == 0, runtime.stdout + runtime.stderr
-    run_id = newest_record(outputs, host.name)["run_id"]
-    journal = sandbox_hosts.run(host, ["cat", f"/var/lib/gpurun/runs/{run_id}/changes.jsonl"])
-    entries = [json.loads(line) for line in journal.stdout.splitlines()]
-    rollback = gpurun_rollback(inventory, outputs, run_id)
-    return host, entries, rollback, newest_record(outputs, host.name)
+    return roll_back_newest(sandbox_hosts, host, inventory, outputs)
 
 
 def test_rollback_restarts_dockerd_the_run_restarted(runtime_rolled_back_without_systemd,

@@ -66,4 +66,4 @@ class ConnectionFailed(GpurunError):
 
 
 class RunInterrupted(GpurunError):
-    """The operator interrupted a run (Ctrl-C); the records say where each host stopped."""
+    """A run the operator interrupted (Ctrl-C). Each host's run.json records the step it stopped in."""

@@ -74,7 +74,7 @@ def rollback_inventory(
     overwrite_later_changes: bool = False,
 ) -> list[HostRun]:
     """Run the rollback runbook on each chosen host under a new run id."""
-    # papermill logs three lines per notebook; the summary table says what happened.
+    # papermill logs three lines per notebook, and the summary table already reports each host.
     logging.getLogger("papermill").setLevel(logging.WARNING)
     if not RUN_ID_PATTERN.match(undo_run_id):
         raise GpurunError(f"invalid run id {undo_run_id!r}: give a folder name under "

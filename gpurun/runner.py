@@ -165,7 +165,7 @@ def run_host(
             else:
                 _run_steps(kernel, record, folder, to_run, parameters, runbooks)
     except KeyboardInterrupt:
-        # The records say where the run stopped, so that --resume can continue from there.
+        # The records name the step the run stopped in, so that --resume can continue from there.
         _mark_interrupted(record)
         _finish(record, folder, clock)
         raise
@@ -257,7 +257,7 @@ def _close_shared_connection(spec: HostSpec | None, run_id: str) -> None:
 
 
 def _login_spec(parameters: dict[str, Any]) -> HostSpec:
-    """Return the login of the host's parameters; raise ConnectionFailed if ssh cannot say."""
+    """Return the login of the host's parameters; raise ConnectionFailed if ssh cannot resolve it."""
     user, port = resolve_login(parameters["address"], parameters.get("user", ""),
                                int(parameters.get("port") or 0))
     return HostSpec(

@@ -171,7 +171,7 @@ class Host:
         argv = [*prefix, "sh"]
         preamble = None
         if prefix == SUDO_WITH_PASSWORD:
-            # sudo reads the password line only where its policy asks for one. Where it does
+            # sudo reads the password line only where its policy requires one. Where it does
             # not (NOPASSWD for sh alone), the root shell would run that line as a command, so
             # the shell first skips every line up to a random one that follows the password.
             sync = f"gpurun-sudo-{secrets.token_hex(12)}"

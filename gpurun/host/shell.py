@@ -146,7 +146,7 @@ class Shell:
 
 
 def _finished(buffer: bytearray, end: bytes, with_status: bool) -> bool:
-    """Return whether buffer holds the end marker (and, on stdout, the status line after it)."""
+    """Return whether buffer contains the end marker (and, on stdout, the status line after it)."""
     at = buffer.rfind(end)
     if at < 0:
         return False

@@ -269,8 +269,8 @@ def restart_dockerd(host: Host, *, kill_after_timeout: bool = False) -> str:
         start(host, DOCKERD, argv, bin_dir)
         return wait_for_dockerd(host)
 
-    # One journal entry for the pair, so that a rollback knows this dockerd ran before the
-    # run and restarts it on the restored files. A failed start still journals the stop.
+    # One journal entry for the pair, from which a rollback learns that this dockerd ran before
+    # the run and restarts it on the restored files. A failed start still journals the stop.
     stop(host, DOCKERD, kill_after_timeout=kill_after_timeout, record=False)
     try:
         started = start(host, DOCKERD, argv, bin_dir, record=False)

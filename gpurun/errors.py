@@ -66,4 +66,7 @@ class ConnectionFailed(GpurunError):
 
 
 class RunInterrupted(GpurunError):
-    """A run the operator interrupted (Ctrl-C). Each host's run.json records the step it stopped in."""
+    """A run the operator interrupted (Ctrl-C).
+
+    Each host's run.json records the step the host stopped in.
+    """

@@ -180,7 +180,7 @@ def test_resume_follows_later_resume(tmp_path):
 def interrupted(sandbox_hosts, demo_bundle, tmp_path_factory):
     """A run interrupted with Ctrl-C during docker-binaries, then resumed.
 
-    The host also holds the unpacked tarball of an earlier interrupted run, which the resumed
+    The host also contains the unpacked tarball of an earlier interrupted run, which the resumed
     docker-binaries step must remove.
     """
     host = sandbox_hosts.start("interrupt")

@@ -57,8 +57,8 @@ def test_docker_group_created_before_socket(sandbox_hosts, demo_bundle, tmp_path
     assert group == "docker"
     # A system group (its id below the host's UID_MIN), created before the socket was enabled.
     gid = int(sandbox_hosts.run(host, ["getent", "group", "docker"]).stdout.split(":")[2])
-    uid_min = sandbox_hosts.run(host, ["sh", "-c", "awk '$1 == \"UID_MIN\" {print $2}' "
-                                       "/etc/login.defs"]).stdout.strip() or "1000"
+    read_uid_min = "awk '$1 == \"UID_MIN\" {print $2}' /etc/login.defs"
+    uid_min = sandbox_hosts.run(host, ["sh", "-c", read_uid_min]).stdout.strip() or "1000"
     assert gid < int(uid_min), gid
     journal = sandbox_hosts.run(
         host, ["cat", f"/var/lib/gpurun/runs/{record['run_id']}/changes.jsonl"]).stdout
@@ -66,20 +66,25 @@ def test_docker_group_created_before_socket(sandbox_hosts, demo_bundle, tmp_path
     assert order.index("group docker") < order.index("unit docker.socket"), order
 
 
-MISMATCHED_SERVICE = """\
-[Unit]
-Description=hand-written unit from a blog post
-[Service]
-ExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/nowhere/containerd.sock
-[Install]
-WantedBy=multi-user.target
-"""
+# Hand-written units from a blog post, each unfit in its own way: socket activation without a
+# docker.socket, a containerd socket that no containerd serves, or both.
+MISMATCHED_EXEC_STARTS = {
+    "fd-without-socket": "/usr/bin/dockerd -H fd://",
+    "containerd-nowhere": "/usr/bin/dockerd -H unix:///run/docker.sock "
+                          "--containerd=/run/nowhere/containerd.sock",
+    "both": "/usr/bin/dockerd -H fd:// --containerd=/run/nowhere/containerd.sock",
+}
 
 
-def test_mismatched_units_replaced_with_consistent_set(sandbox_hosts, demo_bundle, tmp_path):
-    host = sandbox_hosts.start("c12")
-    sandbox_hosts.run(host, ["sh", "-c", f"printf '%s' '{MISMATCHED_SERVICE}' > "
-                                         "/etc/systemd/system/docker.service"])
+@pytest.mark.parametrize("variant", sorted(MISMATCHED_EXEC_STARTS))
+def test_mismatched_units_replaced_with_consistent_set(sandbox_hosts, demo_bundle, tmp_path,
+                                                       variant):
+    host = sandbox_hosts.start(f"c12-{variant[:4]}")
+    unit_text = (f"[Unit]\nDescription=blog post unit {variant}\n[Service]\n"
+                 f"ExecStart={MISMATCHED_EXEC_STARTS[variant]}\n"
+                 f"[Install]\nWantedBy=multi-user.target\n")
+    write_unit = f"printf '%s' '{unit_text}' > /etc/systemd/system/docker.service"
+    sandbox_hosts.run(host, ["sh", "-c", write_unit])
 
     result, record = run_steps(sandbox_hosts, host, demo_bundle, tmp_path, BINARY_STEPS)
 
@@ -92,8 +97,11 @@ def test_mismatched_units_replaced_with_consistent_set(sandbox_hosts, demo_bundl
     unit = sandbox_hosts.run(host, ["systemctl", "cat", "docker.service"]).stdout
     assert "--containerd=/run/containerd/containerd.sock" in unit
     assert "nowhere" not in unit
+    assert "blog post unit" not in unit
     backup = f"/var/lib/gpurun/runs/{record['run_id']}/backup/etc/systemd/system/docker.service"
-    assert "nowhere" in sandbox_hosts.run(host, ["cat", backup]).stdout
+    assert f"blog post unit {variant}" in sandbox_hosts.run(host, ["cat", backup]).stdout
+    socket = sandbox_hosts.run(host, ["systemctl", "is-active", "docker.socket"])
+    assert socket.stdout.strip() == "active"
     assert sandbox_hosts.run(host, ["docker", "version"]).returncode == 0
 
 

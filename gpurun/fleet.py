@@ -101,8 +101,6 @@ def run_inventory(
                          per_host=per_host, steps=steps or None, plan_only=plan_only,
                          overrides=overrides)
     except KeyboardInterrupt:
-        # The kernel's pending messages end in a dead-kernel error that adds nothing to this message.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         command = f"gpurun run --inventory {inventory_file} --resume {run_id}"
         if outputs != Path("outputs"):
             command += f" --outputs {outputs}"

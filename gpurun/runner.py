@@ -11,6 +11,7 @@ read it during the run.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import os
@@ -191,6 +192,10 @@ def _mark_interrupted(record: HostRun) -> None:
     if running:
         running.status = "failed"
         running.error = "KeyboardInterrupt: interrupted by the operator (Ctrl-C)"
+        started = calendar.timegm(time.strptime(running.started, "%Y-%m-%dT%H:%M:%SZ"))
+        running.seconds = round(max(0.0, time.time() - started), 2)
+    # The kernel's pending messages end in a dead-kernel error that adds nothing to this record.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     record.status, record.failed_step = "failed", name
     record.reason = f"interrupted during {name} (Ctrl-C)"
 

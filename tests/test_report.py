@@ -174,6 +174,23 @@ def test_index_cells_link_rendered_notebooks(tmp_path):
     assert "data-status='failed'" in page
 
 
+def test_resumed_run_skipped_steps_not_missing(tmp_path, caplog):
+    folder = make_run(tmp_path, "gpu1", "run-b", "2026-01-01T00:00:00Z",
+                      [("runtime", "completed", True)])
+    record = json.loads((folder / "run.json").read_text())
+    # --resume records the steps it skipped without a notebook of their own.
+    record["steps"].insert(0, {"number": "01", "name": "preflight", "status": "skipped",
+                               "changed": False, "planned_changes": 0, "seconds": 0.0,
+                               "notebook": "", "completed_in": "run-a"})
+    (folder / "run.json").write_text(json.dumps(record))
+    write_manifest(folder)
+
+    report = write_report(tmp_path)
+
+    assert "missing" not in caplog.text
+    assert report.rendered == 1
+
+
 def test_rendered_notebook_needs_no_network(tmp_path):
     make_run(tmp_path, "gpu1", "run-a", "2026-01-01T00:00:00Z", [("preflight", "completed", False)])
     write_report(tmp_path)

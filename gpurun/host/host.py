@@ -34,6 +34,8 @@ log = logging.getLogger("gpurun.host")
 
 RUNS_DIR = PurePosixPath("/var/lib/gpurun/runs")
 EXIT_NOT_FOUND = 127
+# How much of a command an error message quotes; the notebook records it whole.
+COMMAND_SHOWN = 80
 
 # Reads lines up to the one equal to $1, then becomes the shell that reads the rest. `read`
 # takes a pipe one byte at a time, so the new shell starts exactly after that line.
@@ -104,11 +106,13 @@ class Host:
                 "check that the host is responsive, then run the step again",
             ) from error
         except ShellClosed as error:
+            command = shlex.join(argv)
+            if len(command) > COMMAND_SHOWN:
+                command = command[:COMMAND_SHOWN] + "..."
             raise ConnectionFailed(
-                f"lost the connection to host {self.name} while running "
-                f"`{shlex.join(argv)}`: {error}\n  next step: check that the host is up "
-                f"(`{self.spec.login_hint()}`), then run the step again, or from the command "
-                f"line `gpurun run --resume {self.run_id}`"
+                f"lost the connection to host {self.name} while running `{command}`: {error}\n"
+                f"  next step: check that the host is up (`{self.spec.login_hint()}`), then run "
+                f"the step again (from the command line: gpurun run with --resume {self.run_id})"
             ) from error
         return self._journal(argv, exit_code, stdout, stderr, started,
                              sudo=self.spec.needs_sudo, check=check, hint=hint)

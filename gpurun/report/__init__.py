@@ -38,6 +38,8 @@ def write_report(outputs: Path) -> Report:
     rendered = 0
     for row in rows:
         for step in row.steps.values():
+            if step.notebook.suffix != ".ipynb":
+                continue  # a step --resume skipped: its notebook is in the earlier run
             if not step.notebook.is_file():
                 log.warning("%s: notebook %s named in run.json is missing", row.host,
                             step.notebook)

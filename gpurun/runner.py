@@ -252,6 +252,7 @@ def _close_shared_connection(spec: HostSpec | None, run_id: str) -> None:
     folder = Path(f"{RUN_CONTROL_DIRS}{run_id}")
     if spec is None or not folder.is_dir():
         return
+    # ssh_argv names the connection's socket inside the folder that _ssh_control_dir sets.
     with _ssh_control_dir(run_id):
         argv = [*spec.ssh_argv(), "-O", "exit"]
     subprocess.run(argv, capture_output=True, timeout=30, check=False)

@@ -123,7 +123,7 @@ class Shell:
         return out, err[: err.rfind(ends[self.process.stderr])]
 
     def _rest_of_stderr(self, wait_s: float = 2) -> bytes:
-        """Return what the ended shell (or ssh) still had to say on stderr."""
+        """Return the rest of the ended shell's stderr, where ssh writes why it failed."""
         if self.process.stderr is None or self.process.stderr.closed:
             return b""
         rest = bytearray()

@@ -24,13 +24,14 @@ def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_fac
     host = step.host
     installed = docker_facts.installed_binaries(host, checked_bin_dir(bin_dir))
     existing = existing_facts.gather(host, checked_bin_dir(bin_dir), manifest.docker_binaries)
+    leftovers = _leftover_staging(host)
     facts: dict[str, Any] = {
         "arch": host.run(["uname", "-m"]).stdout.strip(),
         "bundle docker version": manifest.docker_version,
         "packaged docker": existing.packages or "none",
         "Docker in the way": existing.conflicts() or "none",
         "other Docker left in place": existing.leftovers() or "none",
-        "unpacked tarballs left by earlier runs": ", ".join(_leftover_staging(host)) or "none",
+        "unpacked tarballs left by earlier runs": ", ".join(leftovers) or "none",
     }
     for name, found in installed.items():
         wanted = manifest.docker_binaries.get(name)
@@ -41,6 +42,7 @@ def gather(step: Step, manifest: Manifest, bin_dir: str) -> dict[str, docker_fac
         facts[found.path] = f"{state}, mode {found.mode or '-'}, owner {found.owner or '-'}"
     step.show_facts(facts)
     step.facts["existing_docker"] = existing
+    step.facts["leftover_staging"] = leftovers
     return installed
 
 
@@ -93,7 +95,7 @@ def plan(
         installs.append(Action(staging, "remove the unpacked tarball", "binaries installed",
                                lambda: host.run(["rm", "-rf", "--", staging])))
     # An interrupted run leaves its unpacked tarball (about 200 MB) behind.
-    for leftover in _leftover_staging(host):
+    for leftover in step.facts.get("leftover_staging", []):
         installs.append(Action(leftover, "remove the unpacked tarball",
                                "left behind by an interrupted run",
                                lambda leftover=leftover: host.run(["rm", "-rf", "--", leftover])))
